@@ -1,0 +1,90 @@
+# The hotline's commands. `make help` lists them. Two environments:
+#   .venv-rasa  Python 3.10, rasa 3.6.21 only (the Rasa server, training, rasa test)
+#   .venv       Python 3.11+, action server, tools, tests
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+.DEFAULT_GOAL := help
+export RASA_TELEMETRY_ENABLED := false
+export PYTHONPATH := $(CURDIR)
+export PYTHONDONTWRITEBYTECODE := 1
+export TF_CPP_MIN_LOG_LEVEL := 3
+
+RASA_VENV := .venv-rasa
+APP_VENV := .venv
+RASA := $(RASA_VENV)/bin/rasa
+PY := $(APP_VENV)/bin/python
+MODEL := models/hotline.tar.gz
+RASA_DATA := nlu_data bot build/data
+RASA_DOMAIN := build/domain
+CONTENT_FILES := $(shell find content -name '*.yml') domain.yml $(wildcard hotline/*.py)
+TRAIN_INPUTS := $(shell find nlu_data bot -name '*.yml') config.yml $(CONTENT_FILES) $(wildcard rasa_plugins/*.py)
+
+.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit bench bench-nlu bench-latency clean
+
+help: ## List the commands
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(RASA_VENV)/.installed: requirements/rasa.txt
+	@echo "==> Rasa environment (Python 3.10, rasa 3.6.21): first time takes a few minutes"
+	@py=$$(scripts/find-python310.sh) && rm -rf $(RASA_VENV) && $$py -m venv $(RASA_VENV)
+	$(RASA_VENV)/bin/pip install --disable-pip-version-check --progress-bar on -q --upgrade pip setuptools wheel
+	$(RASA_VENV)/bin/pip install --disable-pip-version-check --progress-bar on -r requirements/rasa.txt 2>&1 | { grep -vE '^(Requirement already|WARNING: Location)' || true; }
+	@$(RASA_VENV)/bin/python -c "import rasa; assert rasa.__version__ == '3.6.21', rasa.__version__"
+	@touch $@
+
+$(APP_VENV)/.installed: requirements/app.txt requirements/dev.txt
+	@echo "==> Modern environment (Python 3.11+): action server, tools, tests"
+	@py=$$(scripts/find-python-modern.sh) && rm -rf $(APP_VENV) && $$py -m venv $(APP_VENV)
+	$(APP_VENV)/bin/pip install --disable-pip-version-check -q --upgrade pip
+	$(APP_VENV)/bin/pip install --disable-pip-version-check --progress-bar on -r requirements/dev.txt 2>&1 | { grep -vE '^(Requirement already|WARNING: Location)' || true; }
+	@touch $@
+
+setup: $(RASA_VENV)/.installed $(APP_VENV)/.installed ## Create both environments (done by run and test)
+
+build/.content: $(CONTENT_FILES) $(APP_VENV)/.installed
+	@echo "==> Building responses and generated rules from content/"
+	$(PY) -m hotline.build
+	@touch $@
+
+content: build/.content ## Render content/ into Rasa responses (checks facts and SMS length)
+
+$(MODEL): $(TRAIN_INPUTS) build/.content $(RASA_VENV)/.installed
+	@echo "==> Training the model (only when data, domain or config changed; about a minute)"
+	$(RASA) train --domain $(RASA_DOMAIN) --data $(RASA_DATA) --config config.yml --out models --fixed-model-name hotline
+	@touch $@
+
+model: $(MODEL) ## Train the model if data, domain or config changed
+
+run: setup $(MODEL) ## Start the hotline locally (Rasa :5005, actions :5055) and chat in the terminal
+	$(PY) -m scripts.run
+
+audit: $(APP_VENV)/.installed ## List facts that are not verified or whose check is old
+	$(PY) -m hotline.audit
+
+lint: $(APP_VENV)/.installed ## ruff (lint and format check) and mypy
+	$(APP_VENV)/bin/ruff check .
+	$(APP_VENV)/bin/ruff format --check .
+	$(APP_VENV)/bin/mypy
+
+unit: setup build/.content ## Unit tests (content, NLU helpers, actions)
+	$(APP_VENV)/bin/pytest -m "not rasa" $(PYTEST_ARGS)
+
+rasa-validate: setup build/.content ## rasa data validate
+	$(RASA) data validate --domain $(RASA_DOMAIN) --data $(RASA_DATA) --config config.yml --fail-on-warnings
+
+rasa-test: setup $(MODEL) ## Rasa test stories (every flow) against the trained model
+	$(APP_VENV)/bin/pytest -m rasa $(PYTEST_ARGS)
+
+test: setup build/.content $(MODEL) lint rasa-validate ## Everything: lint, types, unit, rasa validate, story tests, end-to-end
+	$(APP_VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench-nlu: setup build/.content ## Held-out NLU: our pipeline vs Rasa's default, side by side
+	$(RASA_VENV)/bin/python -m bench.nlu_eval
+
+bench-latency: setup $(MODEL) ## REST latency and throughput, memory, start-up time
+	$(PY) -m bench.latency
+
+bench: bench-nlu bench-latency ## All benchmarks (writes bench/RESULTS.md)
+
+clean: ## Remove build output (keeps environments and models)
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache

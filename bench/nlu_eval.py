@@ -1,0 +1,217 @@
+"""Held-out NLU evaluation: the project's pipeline and Rasa's default pipeline, trained on
+the same data (nlu_data/), scored on messages written separately (bench/data/heldout*.yml).
+
+Runs in the Rasa environment: `make bench-nlu` (or `.venv-rasa/bin/python -m bench.nlu_eval
+[--only ours] [--keep]`). Prints a table and rewrites its section of bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import date
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.results import replace_section  # noqa: E402
+
+CONTRACT = [
+    "greet", "goodbye", "thank", "help", "affirm", "deny", "bot_challenge", "ask_rights",
+    "ask_trafficking_info", "check_job_offer", "ask_documents", "ask_minor_travel",
+    "ask_safe_travel", "ask_shelter", "ask_hotlines", "ask_protection", "emergency",
+    "report_case", "follow_up_report", "delete_my_data", "human_handoff", "inform_country",
+]
+OOS = "out_of_scope"
+HELDOUT_SETS = ["heldout.yml", "heldout_b.yml"]
+PIPELINES = {"ours": ROOT / "config.yml", "rasa_default": ROOT / "bench" / "configs" / "rasa_default.yml"}
+
+
+def load_examples(path: Path) -> List[Tuple[str, str, List[Dict[str, Any]]]]:
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    data = load_data(str(path))
+    return [(m.get("text"), m.get("intent"), m.get("entities") or []) for m in data.intent_examples]
+
+
+def train(config: Path, out_dir: Path) -> Tuple[Path, float]:
+    from rasa.model_training import train_nlu
+
+    started = time.monotonic()
+    model = train_nlu(config=str(config), nlu_data=str(ROOT / "nlu_data"), output=str(out_dir), fixed_model_name=config.stem)
+    return Path(model), time.monotonic() - started
+
+
+def predict(model: Path, texts: List[str]) -> List[Dict[str, Any]]:
+    from rasa.core.agent import Agent
+
+    agent = Agent.load(str(model))
+
+    async def parse_all() -> List[Dict[str, Any]]:
+        return [await agent.parse_message(t) for t in texts]
+
+    return asyncio.run(parse_all())
+
+
+def as_label(intent: str) -> str:
+    """Out-of-scope answers may come out as out_of_scope or nlu_fallback: both are right."""
+    return OOS if intent in (OOS, "nlu_fallback") else intent
+
+
+def f1(tp: int, fp: int, fn: int) -> float:
+    return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
+
+
+def score(gold: List[str], predicted: List[str]) -> Dict[str, Any]:
+    labels = CONTRACT + [OOS]
+    tp, fp, fn = Counter(), Counter(), Counter()
+    for g, p in zip(gold, predicted):
+        if g == p:
+            tp[g] += 1
+        else:
+            fn[g] += 1
+            fp[p] += 1
+    per_intent = {label: f1(tp[label], fp[label], fn[label]) for label in labels}
+    emergencies = [p for g, p in zip(gold, predicted) if g == "emergency"]
+    oos = [p for g, p in zip(gold, predicted) if g == OOS]
+    return {
+        "macro_f1": sum(per_intent[label] for label in CONTRACT) / len(CONTRACT),
+        "macro_f1_with_oos": sum(per_intent.values()) / len(labels),
+        "per_intent": per_intent,
+        "emergency_recall": sum(p == "emergency" for p in emergencies) / max(1, len(emergencies)),
+        "oos_recall": sum(p == OOS for p in oos) / max(1, len(oos)),
+        "oos_as_alarm": sum(p in ("emergency", "report_case") for p in oos) / max(1, len(oos)),
+        "accuracy": sum(g == p for g, p in zip(gold, predicted)) / len(gold),
+        "n": len(gold),
+    }
+
+
+def entity_accuracy(examples: List[Tuple[str, str, List[Dict[str, Any]]]], parses: List[Dict[str, Any]]) -> Dict[str, float]:
+    """Share of annotated country / report_code values found with the right value."""
+    found: Counter = Counter()
+    total: Counter = Counter()
+    for (_, _, entities), parse in zip(examples, parses):
+        predicted = {(e["entity"], str(e.get("value"))) for e in parse.get("entities", [])}
+        for entity in entities:
+            if entity["entity"] in ("country", "report_code"):
+                total[entity["entity"]] += 1
+                found[entity["entity"]] += (entity["entity"], str(entity.get("value"))) in predicted
+    return {name: found[name] / total[name] for name in total}
+
+
+def model_size_mb(model: Path) -> float:
+    return model.stat().st_size / 1e6
+
+
+def run(pipelines: List[str], keep: bool) -> Dict[str, Any]:
+    results: Dict[str, Any] = {}
+    workdir = Path(tempfile.mkdtemp(prefix="nlu-bench-"))
+    sets = {name: load_examples(ROOT / "bench" / "data" / name) for name in HELDOUT_SETS if (ROOT / "bench" / "data" / name).exists()}
+    for name in pipelines:
+        model, seconds = train(PIPELINES[name], workdir)
+        entry: Dict[str, Any] = {"train_seconds": seconds, "model_mb": model_size_mb(model), "sets": {}}
+        for set_name, examples in sets.items():
+            parses = predict(model, [t for t, _, _ in examples])
+            gold = [as_label(i) for _, i, _ in examples]
+            predicted = [as_label(p["intent"]["name"] if p.get("intent") else "nlu_fallback") for p in parses]
+            entry["sets"][set_name] = score(gold, predicted)
+            entry["sets"][set_name]["entities"] = entity_accuracy(examples, parses)
+            entry["sets"][set_name]["errors"] = [
+                (t, g, p) for (t, _, _), g, p in zip(examples, gold, predicted) if g != p
+            ]
+        results[name] = entry
+        if keep:
+            print(f"kept {model}")
+    return results
+
+
+def table(results: Dict[str, Any]) -> str:
+    names = list(results)
+    lines = [f"Measured {date.today()} on {platform.machine()} ({os.cpu_count()} cores), rasa 3.6.21.", ""]
+    lines.append("| metric | " + " | ".join(names) + " |")
+    lines.append("|---|" + "---|" * len(names))
+    lines.append("| training time (s) | " + " | ".join(f"{results[n]['train_seconds']:.0f}" for n in names) + " |")
+    lines.append("| model size (MB) | " + " | ".join(f"{results[n]['model_mb']:.1f}" for n in names) + " |")
+    sets = list(results[names[0]]["sets"])
+    rows = [
+        ("macro-F1, contract intents", "macro_f1"), ("macro-F1 incl. out_of_scope", "macro_f1_with_oos"),
+        ("accuracy", "accuracy"), ("emergency recall", "emergency_recall"), ("out-of-scope recall", "oos_recall"),
+        ("out-of-scope taken as emergency/report_case", "oos_as_alarm"),
+    ]
+    for set_name in sets:
+        n = results[names[0]]["sets"][set_name]["n"]
+        for label, key in rows:
+            lines.append(f"| {set_name} ({n}): {label} | " + " | ".join(f"{results[x]['sets'][set_name][key]:.3f}" for x in names) + " |")
+        for entity in ("country", "report_code"):
+            if entity in results[names[0]]["sets"][set_name]["entities"]:
+                lines.append(
+                    f"| {set_name}: {entity} value found | "
+                    + " | ".join(f"{results[x]['sets'][set_name]['entities'].get(entity, 0):.3f}" for x in names)
+                    + " |"
+                )
+    lines.append("")
+    lines.append("Per-intent F1 (" + ", ".join(sets) + "; " + " / ".join(names) + "):")
+    lines.append("")
+    lines.append("| intent | " + " | ".join(f"{n} {s}" for n in names for s in sets) + " |")
+    lines.append("|---|" + "---|" * (len(names) * len(sets)))
+    for intent in CONTRACT + [OOS]:
+        lines.append(
+            f"| {intent} | "
+            + " | ".join(f"{results[n]['sets'][s]['per_intent'][intent]:.2f}" for n in names for s in sets)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def quiet_logs() -> None:
+    """Rasa logs every parsed message at debug level; the benchmark needs none of it."""
+    import logging
+
+    from rasa.utils.log_utils import configure_structlog
+
+    logging.basicConfig(level=logging.WARNING)
+    configure_structlog(logging.WARNING)
+
+
+def main() -> int:
+    quiet_logs()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(PIPELINES), action="append", help="run one pipeline (repeatable)")
+    parser.add_argument("--keep", action="store_true", help="keep the trained models")
+    parser.add_argument("--errors", type=int, default=0, help="print up to N misclassified messages per set")
+    parser.add_argument("--no-record", action="store_true", help="do not write bench/RESULTS.md")
+    parser.add_argument("--config", type=Path, action="append", default=[], help="also evaluate this config (by file stem)")
+    args = parser.parse_args()
+    for extra in args.config:
+        PIPELINES[extra.stem] = extra.resolve()
+    pipelines = (args.only or []) + [c.stem for c in args.config] or list(PIPELINES)
+    results = run(pipelines, args.keep)
+    text = table(results)
+    print(text)
+    if args.errors:
+        for name, entry in results.items():
+            for set_name, scored in entry["sets"].items():
+                print(f"\n{name} {set_name} errors:")
+                for t, g, p in scored["errors"][: args.errors]:
+                    print(f"  {g:>22} -> {p:<22} {t[:100]}")
+    (ROOT / "build").mkdir(exist_ok=True)
+    (ROOT / "build" / "nlu_eval.json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+    if not args.no_record and set(pipelines) == set(PIPELINES):
+        replace_section(ROOT / "bench" / "RESULTS.md", "NLU: held-out evaluation, side by side", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

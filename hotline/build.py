@@ -1,0 +1,153 @@
+"""Build Rasa's responses and generated rules from content/, so that content turns are
+plain responses (no action server round trip) and the Spanish text stays in content/.
+
+  python -m hotline.build          writes build/domain/ and build/data/
+  python -m hotline.build --check  renders and checks everything, writes nothing
+
+Generated:
+- build/domain/domain.yml: a copy of domain.yml (Rasa merges the folder);
+- build/domain/responses.yml: one response per content response, a conditional variation
+  per country (slot `country`), MAS pages as `<name>_more`, `<name>_more2`...;
+- build/data/generated_rules.yml: the numbered menu, MAS continuations, and answering
+  again once a person gives their country after a country-dependent answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from typing import Any
+
+import yaml
+
+from hotline.content import ContentError, Page, load_common, render_all
+from hotline.paths import BUILD, CONTENT, ROOT
+
+RASA_VERSION = "3.1"
+
+
+def page_name(name: str, index: int) -> str:
+    """utter_x, utter_x_more, utter_x_more2, ..."""
+    return name if index == 0 else f"{name}_more" + ("" if index == 1 else str(index))
+
+
+def _variation(page: Page) -> dict[str, Any]:
+    if page.variant == "default":
+        return {"text": page.text}
+    condition = [{"type": "slot", "name": "country", "value": page.variant}]
+    return {"condition": condition, "text": page.text}
+
+
+def build_responses(rendered: dict[str, dict[str, list[Page]]]) -> dict[str, list[dict[str, Any]]]:
+    """Rasa `responses:` with country variations first and the default last."""
+    no_more = load_common()["no_more"]
+    responses: dict[str, list[dict[str, Any]]] = {}
+    for name, variants in rendered.items():
+        if "default" not in variants:
+            raise ContentError(f"{name} has no default variant")
+        depth = max(len(pages) for pages in variants.values())
+        for index in range(depth):
+            ordered = sorted(variants, key=lambda v: (v == "default", v))
+            variations = []
+            for variant in ordered:
+                pages = variants[variant]
+                if index < len(pages):
+                    variations.append(_variation(pages[index]))
+                elif variant == "default":
+                    variations.append({"text": no_more})
+            responses[page_name(name, index)] = variations
+    return responses
+
+
+def more_rules(rendered: dict[str, dict[str, list[Page]]]) -> list[dict[str, Any]]:
+    rules = []
+    for name, variants in rendered.items():
+        depth = max(len(pages) for pages in variants.values())
+        for index in range(depth - 1):
+            current, following = page_name(name, index), page_name(name, index + 1)
+            rules.append(
+                {
+                    "rule": f"MAS after {current}",
+                    "steps": [{"action": current}, {"intent": "more"}, {"action": following}],
+                }
+            )
+    return rules
+
+
+def menu_rules(menu: dict[str, Any]) -> list[dict[str, Any]]:
+    rules = []
+    for option, entry in menu["options"].items():
+        actions = entry["action"] if isinstance(entry["action"], list) else [entry["action"]]
+        steps: list[dict[str, Any]] = [
+            {"intent": "choose_option"},
+            {"slot_was_set": [{"menu_option": str(option)}]},
+            *({"action": action} for action in actions),
+        ]
+        if entry.get("form"):
+            steps.append({"active_loop": actions[-1]})
+        rules.append({"rule": f"menu option {option}", "steps": steps})
+    return rules
+
+
+def country_late_rules(menu: dict[str, Any]) -> list[dict[str, Any]]:
+    """After an answer that asked for the country, the country alone repeats it, localised."""
+    return [
+        {
+            "rule": f"country given after {entry['after']}",
+            "steps": [{"action": entry["after"]}, {"intent": "inform_country"}, {"action": entry["repeat"]}],
+        }
+        for entry in menu["asks_country"]
+    ]
+
+
+def menu_response(menu: dict[str, Any]) -> list[dict[str, Any]]:
+    lines = [menu["intro"]] + [f"{option} {entry['label']}" for option, entry in menu["options"].items()]
+    lines.append(menu["outro"])
+    return [{"text": "\n".join(lines)}]
+
+
+def build(write: bool = True) -> dict[str, Any]:
+    rendered = render_all()
+    menu = yaml.safe_load((CONTENT / "menu.yml").read_text(encoding="utf-8"))
+    responses = build_responses(rendered)
+    if "utter_menu" in responses:
+        raise ContentError("utter_menu is generated from content/menu.yml; do not write it in topics")
+    responses["utter_menu"] = menu_response(menu)
+    from hotline.sms import sms_segments
+
+    if sms_segments(responses["utter_menu"][0]["text"]) > 2:
+        raise ContentError("the menu does not fit in 2 SMS segments")
+    rules = menu_rules(menu) + more_rules(rendered) + country_late_rules(menu)
+    if write:
+        domain_dir, data_dir = BUILD / "domain", BUILD / "data"
+        for folder in (domain_dir, data_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+        shutil.copyfile(ROOT / "domain.yml", domain_dir / "domain.yml")
+        _dump(domain_dir / "responses.yml", {"version": RASA_VERSION, "responses": responses})
+        _dump(data_dir / "generated_rules.yml", {"version": RASA_VERSION, "rules": rules})
+    return {"responses": responses, "rules": rules}
+
+
+def _dump(path: Any, data: Any) -> None:
+    header = "# Generated by `python -m hotline.build` from content/. Do not edit.\n"
+    text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=1000)
+    path.write_text(header + text, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="check only, write nothing")
+    args = parser.parse_args(argv)
+    try:
+        result = build(write=not args.check)
+    except ContentError as error:
+        print(f"content error: {error}", file=sys.stderr)
+        return 1
+    print(f"{len(result['responses'])} responses, {len(result['rules'])} generated rules")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

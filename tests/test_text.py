@@ -1,0 +1,64 @@
+"""Reading phone Spanish: normalising, countries and report codes."""
+
+import pytest
+
+from hotline.countries import find_countries
+from hotline.report_codes import find_codes, normalize_code
+from hotline.text import clean, fold_accents, normalize
+
+
+def test_normalize_phone_spanish() -> None:
+    assert normalize("Auxiliooo!! m tienen encerada xfa, q hago?") == "auxilioo me tienen encerada por favor que hago"
+    assert normalize("  dnd  hay\talbergue  ") == "donde hay albergue"
+
+
+def test_fold_accents_keeps_enye() -> None:
+    assert fold_accents("Niña, año, acción") == "Niña, año, accion"
+
+
+def test_clean_drops_control_characters() -> None:
+    assert clean("hola\x00\x07 mundo\r\n") == "hola mundo"
+
+
+@pytest.mark.parametrize(
+    ("text", "codes"),
+    [
+        ("soy de honduras", ["HN"]),
+        ("vivo en guate", ["GT"]),
+        ("soy catracho", ["HN"]),
+        ("me voy pal norte", []),
+        ("me voy a el norte", ["US"]),
+        ("estoy en Tapachula, Chiapas", ["MX", "MX"]),
+        ("soy de guatemla", ["GT"]),  # one typo forgiven
+        ("nicaragüa", ["NI"]),
+        ("vivo en san pedro sula", ["HN"]),
+        ("EEUU o Canadá", ["US", "CA"]),
+        ("ni idea", []),  # "ni" is not Nicaragua
+        ("q temas manejan", []),  # "temas" is not "texas"
+        ("gracias a dios", []),
+    ],
+)
+def test_find_countries(text: str, codes: list[str]) -> None:
+    assert [m.code for m in find_countries(text)] == codes
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("TRT-7K4M-Q2XH-5", "TRT-7K4M-Q2XH-5"),
+        ("trt7k4mq2xh5", "TRT-7K4M-Q2XH-5"),
+        ("trt 7k4m q2xh", "TRT-7K4M-Q2XH"),
+        ("tengo el codigo trt 7k4m q2xh y ya", "TRT-7K4M-Q2XH"),
+        ("trt 7k4m q2xh 5", "TRT-7K4M-Q2XH-5"),
+        ("trt-ok4m-q2xh-5", "TRT-0K4M-Q2XH-5"),  # O read as 0
+        ("TRT-7K4M-Q2XH-L", "TRT-7K4M-Q2XH-1"),  # L read as 1
+    ],
+)
+def test_find_codes(text: str, code: str) -> None:
+    assert [c for _, _, c in find_codes(text)] == [code]
+
+
+@pytest.mark.parametrize("text", ["trt 7k4m q2", "abc", "TRT-UUUU-UUUU", "mi codigo es 7k4m q2xh", "trtxyz"])
+def test_not_codes(text: str) -> None:
+    assert find_codes(text) == []
+    assert normalize_code(text) is None
