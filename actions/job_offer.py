@@ -23,7 +23,8 @@ class Verdict:
 
 @lru_cache(maxsize=1)
 def load_checklist() -> dict[str, Any]:
-    return yaml.safe_load((CONTENT / "job_offer.yml").read_text(encoding="utf-8"))
+    checklist: dict[str, Any] = yaml.safe_load((CONTENT / "job_offer.yml").read_text(encoding="utf-8"))
+    return checklist
 
 
 def assess(answers: dict[str, bool | None], checklist: dict[str, Any] | None = None) -> Verdict:

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from datetime import date
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -29,37 +29,57 @@ sys.path.insert(0, str(ROOT))
 from bench.results import replace_section  # noqa: E402
 
 CONTRACT = [
-    "greet", "goodbye", "thank", "help", "affirm", "deny", "bot_challenge", "ask_rights",
-    "ask_trafficking_info", "check_job_offer", "ask_documents", "ask_minor_travel",
-    "ask_safe_travel", "ask_shelter", "ask_hotlines", "ask_protection", "emergency",
-    "report_case", "follow_up_report", "delete_my_data", "human_handoff", "inform_country",
+    "greet",
+    "goodbye",
+    "thank",
+    "help",
+    "affirm",
+    "deny",
+    "bot_challenge",
+    "ask_rights",
+    "ask_trafficking_info",
+    "check_job_offer",
+    "ask_documents",
+    "ask_minor_travel",
+    "ask_safe_travel",
+    "ask_shelter",
+    "ask_hotlines",
+    "ask_protection",
+    "emergency",
+    "report_case",
+    "follow_up_report",
+    "delete_my_data",
+    "human_handoff",
+    "inform_country",
 ]
 OOS = "out_of_scope"
 HELDOUT_SETS = ["heldout.yml", "heldout_b.yml"]
 PIPELINES = {"ours": ROOT / "config.yml", "rasa_default": ROOT / "bench" / "configs" / "rasa_default.yml"}
 
 
-def load_examples(path: Path) -> List[Tuple[str, str, List[Dict[str, Any]]]]:
+def load_examples(path: Path) -> list[tuple[str, str, list[dict[str, Any]]]]:
     from rasa.shared.nlu.training_data.loading import load_data
 
     data = load_data(str(path))
     return [(m.get("text"), m.get("intent"), m.get("entities") or []) for m in data.intent_examples]
 
 
-def train(config: Path, out_dir: Path) -> Tuple[Path, float]:
+def train(config: Path, out_dir: Path) -> tuple[Path, float]:
     from rasa.model_training import train_nlu
 
     started = time.monotonic()
-    model = train_nlu(config=str(config), nlu_data=str(ROOT / "nlu_data"), output=str(out_dir), fixed_model_name=config.stem)
+    model = train_nlu(
+        config=str(config), nlu_data=str(ROOT / "nlu_data"), output=str(out_dir), fixed_model_name=config.stem
+    )
     return Path(model), time.monotonic() - started
 
 
-def predict(model: Path, texts: List[str]) -> List[Dict[str, Any]]:
+def predict(model: Path, texts: list[str]) -> list[dict[str, Any]]:
     from rasa.core.agent import Agent
 
     agent = Agent.load(str(model))
 
-    async def parse_all() -> List[Dict[str, Any]]:
+    async def parse_all() -> list[dict[str, Any]]:
         return [await agent.parse_message(t) for t in texts]
 
     return asyncio.run(parse_all())
@@ -74,18 +94,18 @@ def f1(tp: int, fp: int, fn: int) -> float:
     return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
 
 
-def score(gold: List[str], predicted: List[str]) -> Dict[str, Any]:
-    labels = CONTRACT + [OOS]
+def score(gold: list[str], predicted: list[str]) -> dict[str, Any]:
+    labels = [*CONTRACT, OOS]
     tp, fp, fn = Counter(), Counter(), Counter()
-    for g, p in zip(gold, predicted):
+    for g, p in zip(gold, predicted, strict=True):
         if g == p:
             tp[g] += 1
         else:
             fn[g] += 1
             fp[p] += 1
     per_intent = {label: f1(tp[label], fp[label], fn[label]) for label in labels}
-    emergencies = [p for g, p in zip(gold, predicted) if g == "emergency"]
-    oos = [p for g, p in zip(gold, predicted) if g == OOS]
+    emergencies = [p for g, p in zip(gold, predicted, strict=True) if g == "emergency"]
+    oos = [p for g, p in zip(gold, predicted, strict=True) if g == OOS]
     return {
         "macro_f1": sum(per_intent[label] for label in CONTRACT) / len(CONTRACT),
         "macro_f1_with_oos": sum(per_intent.values()) / len(labels),
@@ -93,16 +113,18 @@ def score(gold: List[str], predicted: List[str]) -> Dict[str, Any]:
         "emergency_recall": sum(p == "emergency" for p in emergencies) / max(1, len(emergencies)),
         "oos_recall": sum(p == OOS for p in oos) / max(1, len(oos)),
         "oos_as_alarm": sum(p in ("emergency", "report_case") for p in oos) / max(1, len(oos)),
-        "accuracy": sum(g == p for g, p in zip(gold, predicted)) / len(gold),
+        "accuracy": sum(g == p for g, p in zip(gold, predicted, strict=True)) / len(gold),
         "n": len(gold),
     }
 
 
-def entity_accuracy(examples: List[Tuple[str, str, List[Dict[str, Any]]]], parses: List[Dict[str, Any]]) -> Dict[str, float]:
+def entity_accuracy(
+    examples: list[tuple[str, str, list[dict[str, Any]]]], parses: list[dict[str, Any]]
+) -> dict[str, float]:
     """Share of annotated country / report_code values found with the right value."""
     found: Counter = Counter()
     total: Counter = Counter()
-    for (_, _, entities), parse in zip(examples, parses):
+    for (_, _, entities), parse in zip(examples, parses, strict=True):
         predicted = {(e["entity"], str(e.get("value"))) for e in parse.get("entities", [])}
         for entity in entities:
             if entity["entity"] in ("country", "report_code"):
@@ -115,13 +137,17 @@ def model_size_mb(model: Path) -> float:
     return model.stat().st_size / 1e6
 
 
-def run(pipelines: List[str], keep: bool) -> Dict[str, Any]:
-    results: Dict[str, Any] = {}
+def run(pipelines: list[str], keep: bool) -> dict[str, Any]:
+    results: dict[str, Any] = {}
     workdir = Path(tempfile.mkdtemp(prefix="nlu-bench-"))
-    sets = {name: load_examples(ROOT / "bench" / "data" / name) for name in HELDOUT_SETS if (ROOT / "bench" / "data" / name).exists()}
+    sets = {
+        name: load_examples(ROOT / "bench" / "data" / name)
+        for name in HELDOUT_SETS
+        if (ROOT / "bench" / "data" / name).exists()
+    }
     for name in pipelines:
         model, seconds = train(PIPELINES[name], workdir)
-        entry: Dict[str, Any] = {"train_seconds": seconds, "model_mb": model_size_mb(model), "sets": {}}
+        entry: dict[str, Any] = {"train_seconds": seconds, "model_mb": model_size_mb(model), "sets": {}}
         for set_name, examples in sets.items():
             parses = predict(model, [t for t, _, _ in examples])
             gold = [as_label(i) for _, i, _ in examples]
@@ -129,7 +155,7 @@ def run(pipelines: List[str], keep: bool) -> Dict[str, Any]:
             entry["sets"][set_name] = score(gold, predicted)
             entry["sets"][set_name]["entities"] = entity_accuracy(examples, parses)
             entry["sets"][set_name]["errors"] = [
-                (t, g, p) for (t, _, _), g, p in zip(examples, gold, predicted) if g != p
+                (t, g, p) for (t, _, _), g, p in zip(examples, gold, predicted, strict=True) if g != p
             ]
         results[name] = entry
         if keep:
@@ -137,7 +163,7 @@ def run(pipelines: List[str], keep: bool) -> Dict[str, Any]:
     return results
 
 
-def table(results: Dict[str, Any]) -> str:
+def table(results: dict[str, Any]) -> str:
     names = list(results)
     lines = [f"Measured {date.today()} on {platform.machine()} ({os.cpu_count()} cores), rasa 3.6.21.", ""]
     lines.append("| metric | " + " | ".join(names) + " |")
@@ -146,14 +172,21 @@ def table(results: Dict[str, Any]) -> str:
     lines.append("| model size (MB) | " + " | ".join(f"{results[n]['model_mb']:.1f}" for n in names) + " |")
     sets = list(results[names[0]]["sets"])
     rows = [
-        ("macro-F1, contract intents", "macro_f1"), ("macro-F1 incl. out_of_scope", "macro_f1_with_oos"),
-        ("accuracy", "accuracy"), ("emergency recall", "emergency_recall"), ("out-of-scope recall", "oos_recall"),
+        ("macro-F1, contract intents", "macro_f1"),
+        ("macro-F1 incl. out_of_scope", "macro_f1_with_oos"),
+        ("accuracy", "accuracy"),
+        ("emergency recall", "emergency_recall"),
+        ("out-of-scope recall", "oos_recall"),
         ("out-of-scope taken as emergency/report_case", "oos_as_alarm"),
     ]
     for set_name in sets:
         n = results[names[0]]["sets"][set_name]["n"]
         for label, key in rows:
-            lines.append(f"| {set_name} ({n}): {label} | " + " | ".join(f"{results[x]['sets'][set_name][key]:.3f}" for x in names) + " |")
+            lines.append(
+                f"| {set_name} ({n}): {label} | "
+                + " | ".join(f"{results[x]['sets'][set_name][key]:.3f}" for x in names)
+                + " |"
+            )
         for entity in ("country", "report_code"):
             if entity in results[names[0]]["sets"][set_name]["entities"]:
                 lines.append(
@@ -166,7 +199,7 @@ def table(results: Dict[str, Any]) -> str:
     lines.append("")
     lines.append("| intent | " + " | ".join(f"{n} {s}" for n in names for s in sets) + " |")
     lines.append("|---|" + "---|" * (len(names) * len(sets)))
-    for intent in CONTRACT + [OOS]:
+    for intent in [*CONTRACT, OOS]:
         lines.append(
             f"| {intent} | "
             + " | ".join(f"{results[n]['sets'][s]['per_intent'][intent]:.2f}" for n in names for s in sets)
@@ -192,7 +225,9 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the trained models")
     parser.add_argument("--errors", type=int, default=0, help="print up to N misclassified messages per set")
     parser.add_argument("--no-record", action="store_true", help="do not write bench/RESULTS.md")
-    parser.add_argument("--config", type=Path, action="append", default=[], help="also evaluate this config (by file stem)")
+    parser.add_argument(
+        "--config", type=Path, action="append", default=[], help="also evaluate this config (by file stem)"
+    )
     args = parser.parse_args()
     for extra in args.config:
         PIPELINES[extra.stem] = extra.resolve()

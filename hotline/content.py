@@ -96,7 +96,10 @@ def load_topics() -> dict[str, dict[str, list[str]]]:
             if name in responses:
                 raise ContentError(f"{path.name}: response {name} is defined twice")
             responses[name] = _expand_variants(
-                {str(variant): [pages] if isinstance(pages, str) else list(pages) for variant, pages in variants.items()}
+                {
+                    str(variant): [pages] if isinstance(pages, str) else list(pages)
+                    for variant, pages in variants.items()
+                }
             )
     return responses
 

@@ -54,7 +54,9 @@ def _within_one_edit(a: str, b: str) -> bool:
         diffs = [i for i in range(la) if a[i] != b[i]]
         if len(diffs) == 1:
             return True
-        return len(diffs) == 2 and diffs[1] == diffs[0] + 1 and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]]
+        return (
+            len(diffs) == 2 and diffs[1] == diffs[0] + 1 and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]]
+        )
     short, long_ = (a, b) if la < lb else (b, a)
     i = 0
     while i < len(short) and short[i] == long_[i]:
@@ -93,7 +95,9 @@ def find_countries(text: str, aliases: dict[str, str] | None = None) -> list[Cou
             phrase = " ".join(w[2] for w in words[i : i + size])
             code = aliases.get(phrase)
             if code is None and len(phrase) >= FUZZY_MIN_LENGTH:
-                code = next((c for a, c in aliases.items() if len(a) >= FUZZY_MIN_LENGTH and _within_one_edit(phrase, a)), None)
+                code = next(
+                    (c for a, c in aliases.items() if len(a) >= FUZZY_MIN_LENGTH and _within_one_edit(phrase, a)), None
+                )
             if code:
                 start, end = words[i][0], words[i + size - 1][1]
                 found.append(CountryMention(start, end, text[start:end], code))

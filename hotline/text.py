@@ -8,15 +8,50 @@ import unicodedata
 
 # SMS abbreviations of the corridor, as whole tokens -> their spelled-out word.
 ABBREVIATIONS = {
-    "q": "que", "k": "que", "ke": "que", "qe": "que", "xq": "porque", "pq": "porque",
-    "porq": "porque", "xk": "porque", "tb": "tambien", "tmb": "tambien", "tmbn": "tambien",
-    "dnd": "donde", "xfa": "por favor", "porfa": "por favor", "pls": "por favor",
-    "plis": "por favor", "x": "por", "d": "de", "m": "me", "t": "te", "n": "en",
-    "cel": "celular", "msj": "mensaje", "info": "informacion", "toy": "estoy",
-    "tamos": "estamos", "pa": "para", "pal": "para el", "sta": "esta", "stoy": "estoy",
-    "aki": "aqui", "aca": "aqui", "ai": "ahi", "ntp": "no te preocupes", "bn": "bien",
-    "tqm": "te quiero mucho", "grax": "gracias", "grs": "gracias", "hla": "hola",
-    "ola": "hola", "weno": "bueno", "wenas": "buenas", "nd": "nada", "nada": "nada",
+    "q": "que",
+    "k": "que",
+    "ke": "que",
+    "qe": "que",
+    "xq": "porque",
+    "pq": "porque",
+    "porq": "porque",
+    "xk": "porque",
+    "tb": "tambien",
+    "tmb": "tambien",
+    "tmbn": "tambien",
+    "dnd": "donde",
+    "xfa": "por favor",
+    "porfa": "por favor",
+    "pls": "por favor",
+    "plis": "por favor",
+    "x": "por",
+    "d": "de",
+    "m": "me",
+    "t": "te",
+    "n": "en",
+    "cel": "celular",
+    "msj": "mensaje",
+    "info": "informacion",
+    "toy": "estoy",
+    "tamos": "estamos",
+    "pa": "para",
+    "pal": "para el",
+    "sta": "esta",
+    "stoy": "estoy",
+    "aki": "aqui",
+    "aca": "aqui",
+    "ai": "ahi",
+    "ntp": "no te preocupes",
+    "bn": "bien",
+    "tqm": "te quiero mucho",
+    "grax": "gracias",
+    "grs": "gracias",
+    "hla": "hola",
+    "ola": "hola",
+    "weno": "bueno",
+    "wenas": "buenas",
+    "nd": "nada",
+    "nada": "nada",
 }
 
 _REPEATS = re.compile(r"([a-zñ])\1{2,}")
@@ -50,10 +85,21 @@ def normalize(text: str) -> str:
     words = _NON_WORD.sub(" ", fold_accents(clean(text).lower())).split()
     return " ".join(normalize_token(w) for w in words)
 
+
 # Emoji people answer with, read as the word they stand for (the tokenizer drops emoji).
 EMOJI_WORDS = {
-    "👍": "si", "👌": "ok", "✅": "si", "🙏": "gracias", "🙌": "gracias", "❤": "gracias",
-    "👋": "hola", "👎": "no", "❌": "no", "🆘": "auxilio", "🚨": "auxilio", "😭": "llorando",
+    "👍": "si",
+    "👌": "ok",
+    "✅": "si",
+    "🙏": "gracias",
+    "🙌": "gracias",
+    "❤": "gracias",
+    "👋": "hola",
+    "👎": "no",
+    "❌": "no",
+    "🆘": "auxilio",
+    "🚨": "auxilio",
+    "😭": "llorando",
     "😢": "triste",
 }
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -25,11 +25,11 @@ LOOKUP_PREFIX = "country_"
 ALIASES_FILE = "country_aliases.json"
 
 
-def _entity(entity: str, start: int, end: int, text: str, value: str) -> Dict[Text, Any]:
+def _entity(entity: str, start: int, end: int, text: str, value: str) -> Dict[str, Any]:
     return {"entity": entity, "start": start, "end": end, "value": value, "confidence_entity": 1.0, "text": text}
 
 
-def _replace_entities(message: Message, entity_type: str, found: List[Dict[Text, Any]]) -> None:
+def _replace_entities(message: Message, entity_type: str, found: List[Dict[str, Any]]) -> None:
     kept = [e for e in message.get(ENTITIES, []) if e.get("entity") != entity_type]
     message.set(ENTITIES, kept + found, add_to_output=True)
 
@@ -38,13 +38,21 @@ def _replace_entities(message: Message, entity_type: str, found: List[Dict[Text,
 class CountryExtractor(GraphComponent, EntityExtractorMixin):
     """Finds country mentions and gives the ISO code as the entity value."""
 
-    def __init__(self, model_storage: ModelStorage, resource: Resource, aliases: Optional[Dict[str, str]] = None) -> None:
+    def __init__(
+        self, model_storage: ModelStorage, resource: Resource, aliases: Optional[Dict[str, str]] = None
+    ) -> None:
         self._storage = model_storage
         self._resource = resource
         self.aliases = aliases or {}
 
     @classmethod
-    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource, execution_context: ExecutionContext) -> "CountryExtractor":
+    def create(
+        cls,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> CountryExtractor:
         return cls(model_storage, resource)
 
     def train(self, training_data: TrainingData) -> Resource:
@@ -60,7 +68,14 @@ class CountryExtractor(GraphComponent, EntityExtractorMixin):
         return self._resource
 
     @classmethod
-    def load(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource, execution_context: ExecutionContext, **kwargs: Any) -> "CountryExtractor":
+    def load(
+        cls,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> CountryExtractor:
         try:
             with model_storage.read_from(resource) as directory:
                 aliases = json.loads((directory / ALIASES_FILE).read_text(encoding="utf-8"))
@@ -84,7 +99,13 @@ class ReportCodeExtractor(GraphComponent, EntityExtractorMixin):
     """Finds report codes typed in any case and grouping; the value is TRT-XXXX-XXXX(-C)."""
 
     @classmethod
-    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource, execution_context: ExecutionContext) -> "ReportCodeExtractor":
+    def create(
+        cls,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> ReportCodeExtractor:
         return cls()
 
     def process(self, messages: List[Message]) -> List[Message]:
@@ -96,11 +117,33 @@ class ReportCodeExtractor(GraphComponent, EntityExtractorMixin):
 
 
 NUMBER_WORDS = {
-    "uno": "1", "primera": "1", "primero": "1", "dos": "2", "segunda": "2",
-    "segundo": "2", "tres": "3", "tercera": "3", "tercero": "3", "cuatro": "4",
-    "cuarta": "4", "cuarto": "4", "cinco": "5", "quinta": "5", "quinto": "5", "seis": "6",
-    "sexta": "6", "sexto": "6", "siete": "7", "septima": "7", "septimo": "7", "ocho": "8",
-    "octava": "8", "octavo": "8", "nueve": "9", "novena": "9", "noveno": "9",
+    "uno": "1",
+    "primera": "1",
+    "primero": "1",
+    "dos": "2",
+    "segunda": "2",
+    "segundo": "2",
+    "tres": "3",
+    "tercera": "3",
+    "tercero": "3",
+    "cuatro": "4",
+    "cuarta": "4",
+    "cuarto": "4",
+    "cinco": "5",
+    "quinta": "5",
+    "quinto": "5",
+    "seis": "6",
+    "sexta": "6",
+    "sexto": "6",
+    "siete": "7",
+    "septima": "7",
+    "septimo": "7",
+    "ocho": "8",
+    "octava": "8",
+    "octavo": "8",
+    "nueve": "9",
+    "novena": "9",
+    "noveno": "9",
 }
 MAX_OPTION_WORDS = 4
 
@@ -110,11 +153,17 @@ class MenuOptionExtractor(GraphComponent, EntityExtractorMixin):
     """A menu choice: one digit 1-9 or number word in a short message ("3", "la tres")."""
 
     @classmethod
-    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource, execution_context: ExecutionContext) -> "MenuOptionExtractor":
+    def create(
+        cls,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> MenuOptionExtractor:
         return cls()
 
     @staticmethod
-    def find_option(text: str) -> Optional[Dict[Text, Any]]:
+    def find_option(text: str) -> Optional[Dict[str, Any]]:
         words = re.findall(r"[0-9]+|[^\W\d_]+", fold_accents(text.lower()))
         if not words or len(words) > MAX_OPTION_WORDS:
             return None

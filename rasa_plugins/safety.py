@@ -9,7 +9,7 @@ patterns, so a trained model needs nothing else on disk.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -30,7 +30,9 @@ class EmergencyGuard(GraphComponent):
     """Runs after the FallbackClassifier and raises `emergency` to the top when the
     danger lexicon fires; it never lowers an emergency the classifier found."""
 
-    def __init__(self, model_storage: ModelStorage, resource: Resource, patterns: Optional[Dict[str, List[str]]] = None) -> None:
+    def __init__(
+        self, model_storage: ModelStorage, resource: Resource, patterns: Optional[Dict[str, List[str]]] = None
+    ) -> None:
         self._storage = model_storage
         self._resource = resource
         self._set_patterns(patterns or {"strong": [], "weak": []})
@@ -40,7 +42,13 @@ class EmergencyGuard(GraphComponent):
         self.lexicon = DangerLexicon.from_patterns(patterns["strong"], patterns["weak"])
 
     @classmethod
-    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource, execution_context: ExecutionContext) -> "EmergencyGuard":
+    def create(
+        cls,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> EmergencyGuard:
         return cls(model_storage, resource)
 
     def train(self, training_data: TrainingData) -> Resource:
@@ -56,7 +64,14 @@ class EmergencyGuard(GraphComponent):
         return self._resource
 
     @classmethod
-    def load(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource, execution_context: ExecutionContext, **kwargs: Any) -> "EmergencyGuard":
+    def load(
+        cls,
+        config: Dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> EmergencyGuard:
         try:
             with model_storage.read_from(resource) as directory:
                 patterns = json.loads((directory / PATTERNS_FILE).read_text(encoding="utf-8"))
@@ -75,7 +90,7 @@ class EmergencyGuard(GraphComponent):
         ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get(INTENT_NAME_KEY) != EMERGENCY]
         top = {INTENT_NAME_KEY: EMERGENCY, PREDICTED_CONFIDENCE_KEY: 1.0}
         message.set(INTENT, top, add_to_output=True)
-        message.set(INTENT_RANKING_KEY, [top] + ranking, add_to_output=True)
+        message.set(INTENT_RANKING_KEY, [top, *ranking], add_to_output=True)
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         return training_data

@@ -8,7 +8,7 @@ session expires), so every turn costs about the same and old turns stop being re
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Text
+from typing import Any, List, Optional
 
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
@@ -20,7 +20,9 @@ DEFAULT_MAX_SESSION_EVENTS = 120
 
 
 class BoundedSQLTrackerStore(SQLTrackerStore):
-    def __init__(self, domain: Optional[Domain] = None, max_session_events: int = DEFAULT_MAX_SESSION_EVENTS, **kwargs: Any) -> None:
+    def __init__(
+        self, domain: Optional[Domain] = None, max_session_events: int = DEFAULT_MAX_SESSION_EVENTS, **kwargs: Any
+    ) -> None:
         super().__init__(domain=domain, **kwargs)
         self.max_session_events = int(max_session_events)
 
@@ -42,7 +44,12 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
             for name, value in tracker.current_slot_values().items()
             if value is not None and name not in ("requested_slot", "session_started_metadata")
         ]
-        return [ActionExecuted(ACTION_SESSION_START_NAME), SessionStarted(), *carried, ActionExecuted(ACTION_LISTEN_NAME)]
+        return [
+            ActionExecuted(ACTION_SESSION_START_NAME),
+            SessionStarted(),
+            *carried,
+            ActionExecuted(ACTION_LISTEN_NAME),
+        ]
 
 
-__all__: List[Text] = ["BoundedSQLTrackerStore"]
+__all__: List[str] = ["BoundedSQLTrackerStore"]

@@ -97,6 +97,7 @@ def running_stack(
     tracker_db: Path | None = None,
     model: Path = MODEL,
     timeout: float = STARTUP_TIMEOUT_SECONDS,
+    endpoints: Path = ROOT / "endpoints.yml",
 ) -> Iterator[Stack]:
     """Run both servers on 127.0.0.1 until the block ends (or fails)."""
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -113,8 +114,21 @@ def running_stack(
         )
         stack.processes["rasa"] = _spawn(
             "rasa",
-            [str(RASA), "run", "--enable-api", "-i", "127.0.0.1", "-p", str(rasa_port), "-m", str(model),
-             "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"],
+            [
+                str(RASA),
+                "run",
+                "--enable-api",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                str(rasa_port),
+                "-m",
+                str(model),
+                "--endpoints",
+                str(endpoints),
+                "--credentials",
+                "credentials.yml",
+            ],
             env,
             log_dir,
         )

@@ -112,7 +112,7 @@ def test_build_covers_every_response_the_dialogue_uses() -> None:
     generated = build(write=False)
     responses = set(generated["responses"])
     used: set[str] = set()
-    for path in list((ROOT / "bot").rglob("*.yml")) + [ROOT / "domain.yml"]:
+    for path in [*(ROOT / "bot").rglob("*.yml"), ROOT / "domain.yml"]:
         used |= set(re.findall(r"\butter_[a-z0-9_]+", path.read_text(encoding="utf-8")))
     for rule in generated["rules"]:
         used |= {s["action"] for s in rule["steps"] if str(s.get("action", "")).startswith("utter_")}

@@ -1,0 +1,63 @@
+"""Shared fixtures. Tests marked `rasa` need the Rasa environment and the trained model
+(`make test` prepares both); the stack fixture runs the real Rasa and action servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from scripts.stack import MODEL, RASA, Stack, running_stack
+
+# Ports apart from `make run`'s 5005/5055, so tests can run beside a local hotline.
+TEST_RASA_PORT = 5105
+TEST_ACTIONS_PORT = 5155
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Rasa tests without the Rasa environment or model are an error, never a skip."""
+    missing = [str(p) for p in (RASA, MODEL) if not p.exists()]
+    if missing and any("rasa" in item.keywords for item in items):
+        raise pytest.UsageError(f"missing {missing}: run the tests with `make test` (or `make model` first)")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    work = tmp_path_factory.mktemp("stack")
+    with running_stack(work / "logs", TEST_RASA_PORT, TEST_ACTIONS_PORT, tracker_db=work / "tracker.db") as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def client() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=30.0) as http:
+        yield http
+
+
+class Conversation:
+    """One phone user talking to the bot over Rasa's REST webhook."""
+
+    def __init__(self, client: httpx.Client, stack: Stack, sender: str) -> None:
+        self.client, self.stack, self.sender = client, stack, sender
+
+    def say(self, text: str) -> list[str]:
+        response = self.client.post(self.stack.webhook, json={"sender": self.sender, "message": text})
+        assert response.status_code == 200, response.text
+        return [m.get("text", "") for m in response.json()]
+
+    def tracker(self) -> dict[str, object]:
+        response = self.client.get(f"{self.stack.rasa_url}/conversations/{self.sender}/tracker")
+        assert response.status_code == 200
+        data: dict[str, object] = response.json()
+        return data
+
+
+@pytest.fixture
+def conversation(request: pytest.FixtureRequest, client: httpx.Client, stack: Stack) -> Conversation:
+    return Conversation(client, stack, f"test-{request.node.name}"[:64])
+
+
+def log_text(stack: Stack) -> str:
+    return "".join(p.read_text(errors="replace") for p in Path(stack.log_dir).glob("*.log"))
