@@ -13,6 +13,7 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
+from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from scipy.sparse import csr_matrix
 from sklearn.preprocessing import normalize
@@ -37,6 +38,18 @@ class ScaledLogisticRegressionClassifier(LogisticRegressionClassifier):
         execution_context: ExecutionContext,
     ) -> ScaledLogisticRegressionClassifier:
         return cls(config, execution_context.node_name, model_storage, resource)
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        """Messages with nothing to read (empty, blank, emoji or symbols only) get no
+        intent, so the FallbackClassifier asks the person to rephrase."""
+        readable = [m for m in messages if m.get_sparse_features(attribute=TEXT)[1] is not None]
+        unreadable = [m for m in messages if m.get_sparse_features(attribute=TEXT)[1] is None]
+        for message in unreadable:
+            message.set(INTENT, {INTENT_NAME_KEY: None, PREDICTED_CONFIDENCE_KEY: 0.0}, add_to_output=True)
+            message.set(INTENT_RANKING_KEY, [], add_to_output=True)
+        if readable:
+            super().process(readable)
+        return messages
 
     def _create_X(self, messages: List[Message]) -> csr_matrix:
         X = csr_matrix(super()._create_X(messages), dtype=np.float64)

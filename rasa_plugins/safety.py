@@ -1,5 +1,11 @@
-"""The emergency safety net: a message that describes immediate danger is an emergency,
-whatever the classifier or the fallback thought (the contract's first safety rule).
+"""The contract's two safety rules, after the classifier and the FallbackClassifier:
+
+1. A message that describes immediate danger is an emergency, whatever the classifier or
+   the fallback thought: the danger lexicon raises `emergency` to the top.
+2. An off-topic message must not raise an alarm: when the classifier alone (no danger
+   phrase) says `emergency` or `report_case` with less than `min_alarm_confidence`, the
+   message falls back instead, and the person is asked to rephrase (the answer still
+   says to write AUXILIO when in danger).
 
 Patterns are NLU data (`regex: danger_strong` and `regex: danger_weak` in
 nlu_data/danger_lexicon.yml); the matching rule is hotline.danger. The model keeps the
@@ -22,6 +28,8 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from hotline.danger import DangerLexicon
 
 EMERGENCY = "emergency"
+ALARM_INTENTS = ("emergency", "report_case")
+FALLBACK = "nlu_fallback"
 PATTERNS_FILE = "danger_patterns.json"
 
 
@@ -31,8 +39,13 @@ class EmergencyGuard(GraphComponent):
     danger lexicon fires; it never lowers an emergency the classifier found."""
 
     def __init__(
-        self, model_storage: ModelStorage, resource: Resource, patterns: Optional[Dict[str, List[str]]] = None
+        self,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        patterns: Optional[Dict[str, List[str]]] = None,
     ) -> None:
+        self.min_alarm_confidence = float({**self.get_default_config(), **config}["min_alarm_confidence"])
         self._storage = model_storage
         self._resource = resource
         self._set_patterns(patterns or {"strong": [], "weak": []})
@@ -49,7 +62,11 @@ class EmergencyGuard(GraphComponent):
         resource: Resource,
         execution_context: ExecutionContext,
     ) -> EmergencyGuard:
-        return cls(model_storage, resource)
+        return cls(config, model_storage, resource)
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {"min_alarm_confidence": 0.0}
 
     def train(self, training_data: TrainingData) -> Resource:
         patterns: Dict[str, List[str]] = {"strong": [], "weak": []}
@@ -77,13 +94,30 @@ class EmergencyGuard(GraphComponent):
                 patterns = json.loads((directory / PATTERNS_FILE).read_text(encoding="utf-8"))
         except (ValueError, FileNotFoundError):
             patterns = None
-        return cls(model_storage, resource, patterns)
+        return cls(config, model_storage, resource, patterns)
 
     def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
             if self.lexicon.is_danger(message.get(TEXT) or ""):
                 self._raise_emergency(message)
+            elif self._is_weak_alarm(message):
+                self._fall_back(message)
         return messages
+
+    def _is_weak_alarm(self, message: Message) -> bool:
+        intent = message.get(INTENT) or {}
+        return (
+            intent.get(INTENT_NAME_KEY) in ALARM_INTENTS
+            and intent.get(PREDICTED_CONFIDENCE_KEY, 0.0) < self.min_alarm_confidence
+        )
+
+    @staticmethod
+    def _fall_back(message: Message) -> None:
+        confidence = (message.get(INTENT) or {}).get(PREDICTED_CONFIDENCE_KEY, 0.0)
+        fallback = {INTENT_NAME_KEY: FALLBACK, PREDICTED_CONFIDENCE_KEY: confidence}
+        ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get(INTENT_NAME_KEY) != FALLBACK]
+        message.set(INTENT, fallback, add_to_output=True)
+        message.set(INTENT_RANKING_KEY, [fallback, *ranking], add_to_output=True)
 
     @staticmethod
     def _raise_emergency(message: Message) -> None:

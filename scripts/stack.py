@@ -50,8 +50,10 @@ def _environment(actions_url: str, tracker_db: Path) -> dict[str, str]:
 
 
 def _spawn(name: str, command: list[str], env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
-    log = open(log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(log_dir / f"{name}.log", "wb") as log:  # the child keeps its own copy of the file
+        return subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def _wait_until_ready(stack: Stack, timeout: float) -> None:

@@ -16,11 +16,12 @@ TEST_RASA_PORT = 5105
 TEST_ACTIONS_PORT = 5155
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Rasa tests without the Rasa environment or model are an error, never a skip."""
+@pytest.fixture(autouse=True)
+def _rasa_is_ready(request: pytest.FixtureRequest) -> None:
+    """Rasa tests without the Rasa environment or model fail, never skip."""
     missing = [str(p) for p in (RASA, MODEL) if not p.exists()]
-    if missing and any("rasa" in item.keywords for item in items):
-        raise pytest.UsageError(f"missing {missing}: run the tests with `make test` (or `make model` first)")
+    if missing and request.node.get_closest_marker("rasa"):
+        pytest.fail(f"missing {missing}: run the tests with `make test` (or `make model` first)")
 
 
 @pytest.fixture(scope="session")

@@ -141,8 +141,9 @@ def test_long_conversations_are_bounded_and_keep_the_country(conversation: Conve
     tracker = conversation.tracker()
     events = tracker["events"]
     assert isinstance(events, list)
-    assert any(e["event"] == "session_started" for e in events[1:])  # a new session was started
-    assert len(events) < 200
+    starts = [i for i, e in enumerate(events) if e["event"] == "session_started"]
+    assert len(starts) >= 2  # 40 turns passed the 120-event bound, so a new session began
+    assert len(events) - starts[-1] <= 130  # what Rasa replays each turn stays bounded
     slots = tracker["slots"]
     assert isinstance(slots, dict) and slots["country"] == "SV"
     assert fact("sv.emergency") in conversation.say("auxilio")[0]
