@@ -40,7 +40,7 @@ class EmergencyGuard(GraphComponent):
 
     def __init__(
         self,
-        config: Dict[Text, Any],
+        config: Dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         patterns: Optional[Dict[str, List[str]]] = None,
@@ -65,7 +65,7 @@ class EmergencyGuard(GraphComponent):
         return cls(config, model_storage, resource)
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> Dict[str, Any]:
         return {"min_alarm_confidence": 0.0}
 
     def train(self, training_data: TrainingData) -> Resource:
