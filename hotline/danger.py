@@ -1,6 +1,8 @@
 """The danger lexicon's matching rule, shared by the Rasa component and the tests.
 
-One strong pattern, or two different weak ones, make a message an emergency. Patterns
+One strong pattern, or two different weak ones, make a message an emergency. A dampener
+(a game, a film, football, school, a laugh) makes a strong pattern count as weak only:
+"me secuestraron en el free fire jaja" is not an emergency, "me secuestraron" is. Patterns
 are matched against `lexicon_form(text)`: lower case, accents stripped (ñ -> n, as people
 type without them), white space collapsed. The patterns themselves are NLU data:
 nlu_data/danger_lexicon.yml (`regex: danger_strong` / `regex: danger_weak`).
@@ -30,23 +32,29 @@ def lexicon_form(text: str) -> str:
 class DangerLexicon:
     strong: list[re.Pattern[str]] = field(default_factory=list)
     weak: list[re.Pattern[str]] = field(default_factory=list)
+    dampeners: list[re.Pattern[str]] = field(default_factory=list)
 
     @classmethod
-    def from_patterns(cls, strong: list[str], weak: list[str]) -> DangerLexicon:
-        return cls([re.compile(p) for p in strong], [re.compile(p) for p in weak])
+    def from_patterns(cls, strong: list[str], weak: list[str], dampeners: list[str] | None = None) -> DangerLexicon:
+        def compiled(patterns: list[str]) -> list[re.Pattern[str]]:
+            return [re.compile(p) for p in patterns]
+
+        return cls(compiled(strong), compiled(weak), compiled(dampeners or []))
 
     @classmethod
     def from_file(cls, path: Path = LEXICON) -> DangerLexicon:
         """Read the lexicon straight from the NLU file (tests and tools; Rasa reads it as data)."""
-        patterns: dict[str, list[str]] = {"danger_strong": [], "danger_weak": []}
+        patterns: dict[str, list[str]] = {"danger_strong": [], "danger_weak": [], "danger_dampener": []}
         for item in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
             for line in item["examples"].splitlines():
                 if line.strip().startswith("- "):
                     patterns[item["regex"]].append(line.strip()[2:])
-        return cls.from_patterns(patterns["danger_strong"], patterns["danger_weak"])
+        return cls.from_patterns(patterns["danger_strong"], patterns["danger_weak"], patterns["danger_dampener"])
 
     def is_danger(self, text: str) -> bool:
         form = lexicon_form(text)
-        if any(p.search(form) for p in self.strong):
+        strong = sum(1 for p in self.strong if p.search(form))
+        weak = sum(1 for p in self.weak if p.search(form))
+        if strong and not any(p.search(form) for p in self.dampeners):
             return True
-        return sum(1 for p in self.weak if p.search(form)) >= 2
+        return strong + weak >= 2

@@ -48,11 +48,11 @@ class EmergencyGuard(GraphComponent):
         self.min_alarm_confidence = float({**self.get_default_config(), **config}["min_alarm_confidence"])
         self._storage = model_storage
         self._resource = resource
-        self._set_patterns(patterns or {"strong": [], "weak": []})
+        self._set_patterns(patterns or {"strong": [], "weak": [], "dampeners": []})
 
     def _set_patterns(self, patterns: Dict[str, List[str]]) -> None:
         self.patterns = patterns
-        self.lexicon = DangerLexicon.from_patterns(patterns["strong"], patterns["weak"])
+        self.lexicon = DangerLexicon.from_patterns(patterns["strong"], patterns["weak"], patterns.get("dampeners", []))
 
     @classmethod
     def create(
@@ -69,12 +69,11 @@ class EmergencyGuard(GraphComponent):
         return {"min_alarm_confidence": 0.0}
 
     def train(self, training_data: TrainingData) -> Resource:
-        patterns: Dict[str, List[str]] = {"strong": [], "weak": []}
+        patterns: Dict[str, List[str]] = {"strong": [], "weak": [], "dampeners": []}
+        kinds = {"danger_strong": "strong", "danger_weak": "weak", "danger_dampener": "dampeners"}
         for regex in training_data.regex_features:
-            if regex["name"] == "danger_strong":
-                patterns["strong"].append(regex["pattern"])
-            elif regex["name"] == "danger_weak":
-                patterns["weak"].append(regex["pattern"])
+            if regex["name"] in kinds:
+                patterns[kinds[regex["name"]]].append(regex["pattern"])
         self._set_patterns(patterns)
         with self._storage.write_to(self._resource) as directory:
             (directory / PATTERNS_FILE).write_text(json.dumps(patterns, ensure_ascii=False), encoding="utf-8")
