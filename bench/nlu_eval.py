@@ -54,7 +54,12 @@ CONTRACT = [
 ]
 OOS = "out_of_scope"
 HELDOUT_SETS = ["heldout.yml", "heldout_b.yml"]
-PIPELINES = {"ours": ROOT / "config.yml", "rasa_default": ROOT / "bench" / "configs" / "rasa_default.yml"}
+PIPELINES = {
+    "ours": ROOT / "config.yml",
+    "rasa_default": ROOT / "bench" / "configs" / "rasa_default.yml",
+    "ours_plain_tokenizer": ROOT / "bench" / "configs" / "ablation_plain_tokenizer.yml",
+    "ours_with_diet_40": ROOT / "bench" / "configs" / "diet_40.yml",
+}
 
 
 def load_examples(path: Path) -> list[tuple[str, str, list[dict[str, Any]]]]:
