@@ -1,8 +1,9 @@
 """The danger lexicon's matching rule, shared by the Rasa component and the tests.
 
 One strong pattern, or two different weak ones, make a message an emergency. A dampener
-(a game, a film, football, school, a laugh) makes a strong pattern count as weak only:
-"me secuestraron en el free fire jaja" is not an emergency, "me secuestraron" is. Patterns
+(a game, a film, football, school, a laugh, a hijacked account) silences the strong
+patterns, so only two weak ones still count: "me secuestraron en el free fire jaja" and
+"me secuestraron la cuenta" are not emergencies, "me secuestraron" is. Patterns
 are matched against `lexicon_form(text)`: lower case, accents stripped (ñ -> n, as people
 type without them), white space collapsed. The patterns themselves are NLU data:
 nlu_data/danger_lexicon.yml (`regex: danger_strong` / `regex: danger_weak`).
@@ -53,8 +54,6 @@ class DangerLexicon:
 
     def is_danger(self, text: str) -> bool:
         form = lexicon_form(text)
-        strong = sum(1 for p in self.strong if p.search(form))
-        weak = sum(1 for p in self.weak if p.search(form))
-        if strong and not any(p.search(form) for p in self.dampeners):
+        if any(p.search(form) for p in self.strong) and not any(p.search(form) for p in self.dampeners):
             return True
-        return strong + weak >= 2
+        return sum(1 for p in self.weak if p.search(form)) >= 2
