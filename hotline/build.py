@@ -23,6 +23,7 @@ import yaml
 
 from hotline.content import ContentError, Page, load_common, render_all
 from hotline.paths import BUILD, CONTENT, ROOT
+from hotline.sms import sms_segments
 
 RASA_VERSION = "3.1"
 
@@ -114,8 +115,6 @@ def build(write: bool = True) -> dict[str, Any]:
     if "utter_menu" in responses:
         raise ContentError("utter_menu is generated from content/menu.yml; do not write it in topics")
     responses["utter_menu"] = menu_response(menu)
-    from hotline.sms import sms_segments
-
     if sms_segments(responses["utter_menu"][0]["text"]) > 2:
         raise ContentError("the menu does not fit in 2 SMS segments")
     rules = menu_rules(menu) + more_rules(rendered) + country_late_rules(menu)

@@ -1,5 +1,5 @@
 """Normalising text as people type it on phones, so that "auxiliooo me tienen encerada"
-and "Auxilio, me tienen encerrada" look alike to the classifier and the safety net."""
+and "Auxilio, me tienen encerrada" look alike to the classifier."""
 
 from __future__ import annotations
 
@@ -51,13 +51,9 @@ ABBREVIATIONS = {
     "weno": "bueno",
     "wenas": "buenas",
     "nd": "nada",
-    "nada": "nada",
 }
 
 _REPEATS = re.compile(r"([a-zñ])\1{2,}")
-_NON_WORD = re.compile(r"[^\w\s]|_", re.UNICODE)
-_SPACES = re.compile(r"\s+")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def fold_accents(text: str) -> str:
@@ -68,22 +64,11 @@ def fold_accents(text: str) -> str:
     return stripped.replace("\0", "ñ").replace("\1", "ñ")
 
 
-def clean(text: str) -> str:
-    """Drop control characters and collapse white space; keeps meaning and case."""
-    return _SPACES.sub(" ", _CONTROL.sub(" ", text)).strip()
-
-
 def normalize_token(token: str) -> str:
     """One token as the classifier should see it: lower case, unaccented, no stutter."""
     token = fold_accents(token.lower())
     token = _REPEATS.sub(r"\1\1", token)
     return ABBREVIATIONS.get(token, token)
-
-
-def normalize(text: str) -> str:
-    """A whole message as the safety net matches it: words only, normalised, one space."""
-    words = _NON_WORD.sub(" ", fold_accents(clean(text).lower())).split()
-    return " ".join(normalize_token(w) for w in words)
 
 
 # Emoji people answer with, read as the word they stand for (the tokenizer drops emoji).

@@ -50,6 +50,3 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
             *carried,
             ActionExecuted(ACTION_LISTEN_NAME),
         ]
-
-
-__all__: List[str] = ["BoundedSQLTrackerStore"]

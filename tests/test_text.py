@@ -4,20 +4,30 @@ import pytest
 
 from hotline.countries import find_countries
 from hotline.report_codes import find_codes, normalize_code
-from hotline.text import clean, fold_accents, normalize
+from hotline.text import emoji_words, fold_accents, normalize_token
 
 
-def test_normalize_phone_spanish() -> None:
-    assert normalize("Auxiliooo!! m tienen encerada xfa, q hago?") == "auxilioo me tienen encerada por favor que hago"
-    assert normalize("  dnd  hay\talbergue  ") == "donde hay albergue"
+@pytest.mark.parametrize(
+    ("token", "normalised"),
+    [
+        ("Auxiliooo", "auxilioo"),
+        ("xfa", "por favor"),
+        ("q", "que"),
+        ("DND", "donde"),
+        ("Encerráda", "encerrada"),
+        ("año", "año"),
+    ],
+)
+def test_normalize_token(token: str, normalised: str) -> None:
+    assert normalize_token(token) == normalised
+
+
+def test_emoji_words() -> None:
+    assert emoji_words("👍 ok 🙏") == ["si", "gracias"]
 
 
 def test_fold_accents_keeps_enye() -> None:
     assert fold_accents("Niña, año, acción") == "Niña, año, accion"
-
-
-def test_clean_drops_control_characters() -> None:
-    assert clean("hola\x00\x07 mundo\r\n") == "hola mundo"
 
 
 @pytest.mark.parametrize(
