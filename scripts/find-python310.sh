@@ -17,11 +17,11 @@ for p in "${candidates[@]}"; do
     exit 0
   fi
 done
-cat >&2 <<'MSG'
-No Python 3.10 found. The Rasa server (rasa 3.6.21) needs Python 3.10 (3.8 to 3.10).
-Install one of:
-  - pyenv:   pyenv install 3.10      (then run make again)
-  - Debian:  apt-get install python3.10 python3.10-venv   (where your release has it)
-  - or set RASA_PYTHON=/path/to/python3.10
-MSG
+# printf is a shell builtin: the message shows even with a broken PATH.
+printf '%s\n' \
+  "No Python 3.10 found. The Rasa server (rasa 3.6.21) needs Python 3.10 (3.8 to 3.10)." \
+  "Install one of:" \
+  "  - pyenv:   pyenv install 3.10      (then run make again)" \
+  "  - Debian:  apt-get install python3.10 python3.10-venv   (where your release has it)" \
+  "  - or set RASA_PYTHON=/path/to/python3.10" >&2
 exit 1
