@@ -50,7 +50,9 @@ content: build/.content ## Render content/ into Rasa responses (checks facts and
 
 $(MODEL): $(TRAIN_INPUTS) build/.content $(RASA_VENV)/.installed
 	@echo "==> Training the model (only when data, domain or config changed; about a minute)"
-	$(RASA) train --domain $(RASA_DOMAIN) --data $(RASA_DATA) --config config.yml --out models --fixed-model-name hotline
+	@# Rasa fingerprints data and config, not our components' code: retrain fully when it changed.
+	$(RASA) train --domain $(RASA_DOMAIN) --data $(RASA_DATA) --config config.yml --out models \
+		--fixed-model-name hotline $(if $(filter rasa_plugins/% hotline/%,$?),--force)
 	@touch $@
 
 model: $(MODEL) ## Train the model if data, domain or config changed
