@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from bench.results import replace_section
-from scripts.stack import MODEL, RASA, ROOT, Stack, running_stack
+from scripts.stack import MODEL, RASA, RASA_PROJECT_ARGS, ROOT, Stack, rasa_environment, running_stack
 
 RASA_PORT, ACTIONS_PORT = 5205, 5255
 RESPONSE_TURNS = ["que papeles llevo", "que es la trata", "donde hay un albergue", "puedo pedir asilo", "hola"]
@@ -111,26 +111,11 @@ def rss_mb(pid: int) -> float:
 
 
 def training_seconds(workdir: Path) -> float:
-    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "PYTHONPATH": str(ROOT)}
     started = time.monotonic()
     subprocess.run(
-        [
-            str(RASA),
-            "train",
-            "--force",
-            "--domain",
-            "build/domain",
-            "--data",
-            "nlu_data",
-            "bot",
-            "build/data",
-            "--config",
-            "config.yml",
-            "--out",
-            str(workdir),
-        ],
+        [str(RASA), "train", "--force", *RASA_PROJECT_ARGS, "--out", str(workdir)],
         cwd=ROOT,
-        env=env,
+        env=rasa_environment(),
         check=True,
         capture_output=True,
     )

@@ -2,37 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from hotline.paths import ROOT
-from scripts.stack import MODEL, RASA
+from scripts.stack import MODEL, RASA, RASA_PROJECT_ARGS, rasa_environment
 
 pytestmark = pytest.mark.rasa
-RASA_ENV = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
 def rasa(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(RASA), *args], cwd=ROOT, env=RASA_ENV, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(RASA), *args], cwd=ROOT, env=rasa_environment(), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_data_validates() -> None:
-    result = rasa(
-        "data",
-        "validate",
-        "--domain",
-        "build/domain",
-        "--data",
-        "nlu_data",
-        "bot",
-        "build/data",
-        "--config",
-        "config.yml",
-        "--fail-on-warnings",
-    )
+    result = rasa("data", "validate", *RASA_PROJECT_ARGS, "--fail-on-warnings")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
