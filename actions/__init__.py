@@ -1,6 +1,26 @@
 """The action server's actions (rasa-sdk, Python 3.11+). Content turns need no action:
-they are responses built from content/. Actions are for what must be computed."""
+they are responses built from content/. Actions are for what must be computed: the
+job-offer verdict, the anonymous report, follow-up with a case code, erasure."""
 
+from actions.erasure import ActionDeleteMyData
+from actions.follow_up import (
+    ActionAskFollowupAddition,
+    ActionFollowUpDone,
+    ActionKeepFollowupText,
+    ValidateFollowUpForm,
+)
 from actions.job_offer import ActionJobOfferVerdict
+from actions.report import ActionAskReportConfirm, ActionKeepReportText, ActionSubmitReport, ValidateReportForm
 
-__all__ = ["ActionJobOfferVerdict"]
+__all__ = [
+    "ActionAskFollowupAddition",
+    "ActionAskReportConfirm",
+    "ActionDeleteMyData",
+    "ActionFollowUpDone",
+    "ActionJobOfferVerdict",
+    "ActionKeepFollowupText",
+    "ActionKeepReportText",
+    "ActionSubmitReport",
+    "ValidateFollowUpForm",
+    "ValidateReportForm",
+]

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from bench.results import replace_section
-from scripts.stack import MODEL, RASA, RASA_PROJECT_ARGS, ROOT, Stack, rasa_environment, running_stack
+from scripts.stack import MODEL, RASA, RASA_PROJECT_ARGS, ROOT, Stack, rasa_environment, running_stack, sqlite_url
 
 RASA_PORT, ACTIONS_PORT = 5205, 5255
 RESPONSE_TURNS = ["que papeles llevo", "que es la trata", "donde hay un albergue", "puedo pedir asilo", "hola"]
@@ -128,7 +128,14 @@ def measure(quick: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         started = time.monotonic()
-        with running_stack(work / "logs", RASA_PORT, ACTIONS_PORT, tracker_db=work / "tracker.db") as stack:
+        with running_stack(
+            work / "logs",
+            RASA_PORT,
+            ACTIONS_PORT,
+            tracker_url=sqlite_url(work / "tracker.db"),
+            database_url=sqlite_url(work / "reports.db"),
+            keys_dir=work / "keys",
+        ) as stack:
             asyncio.run(sequential(stack, response_turn, 1, "warm"))
             results["startup_s"] = time.monotonic() - started
             n = int(300 * scale)

@@ -7,6 +7,7 @@ alphabet leaves out I, L, O and U; when typed, I and L read as 1 and O as 0.
 from __future__ import annotations
 
 import re
+import secrets
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _CONFUSIONS = str.maketrans({"I": "1", "L": "1", "O": "0"})
@@ -41,3 +42,37 @@ def normalize_code(raw: str) -> str | None:
         return None
     code = f"TRT-{body[:4]}-{body[4:8]}"
     return f"{code}-{body[8]}" if len(body) == 9 else code
+
+
+def check_symbol(body: str) -> str:
+    """Luhn mod 32 over Crockford symbols: catches every single wrong symbol and every swap
+    of two neighbouring symbols but one pair (0 and Z): the usual typing errors on a keypad."""
+    factor, total, n = 2, 0, len(CROCKFORD)
+    for symbol in reversed(body):
+        addend = factor * CROCKFORD.index(symbol)
+        total += addend // n + addend % n
+        factor = 1 if factor == 2 else 2
+    return CROCKFORD[(n - total % n) % n]
+
+
+def new_code() -> str:
+    """A fresh code: 8 random symbols (40 bits from the OS's CSPRNG) and the check symbol."""
+    body = "".join(secrets.choice(CROCKFORD) for _ in range(8))
+    return f"TRT-{body[:4]}-{body[4:]}-{check_symbol(body)}"
+
+
+def code_body(code: str) -> str:
+    """The 8 symbols that identify a report (what is hashed), from a normalised code."""
+    return code.replace("-", "")[3:11]
+
+
+def check_code(raw: str) -> str:
+    """Why a typed code is usable or not: "ok", "no_check" (8 symbols, no check symbol:
+    still looked up), "typo" (the check symbol does not match) or "invalid" (not a code)."""
+    code = normalize_code(raw)
+    if code is None:
+        return "invalid"
+    symbols = code.replace("-", "")[3:]
+    if len(symbols) == 8:
+        return "no_check"
+    return "ok" if check_symbol(symbols[:8]) == symbols[8] else "typo"

@@ -13,7 +13,14 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
-from rasa.shared.nlu.constants import ENTITIES, TEXT
+from rasa.shared.nlu.constants import (
+    ENTITIES,
+    INTENT,
+    INTENT_NAME_KEY,
+    INTENT_RANKING_KEY,
+    PREDICTED_CONFIDENCE_KEY,
+    TEXT,
+)
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -22,6 +29,8 @@ from hotline.report_codes import find_codes
 from hotline.text import fold_accents
 
 LOOKUP_PREFIX = "country_"
+EMERGENCY = "emergency"
+FOLLOW_UP = "follow_up_report"
 ALIASES_FILE = "country_aliases.json"
 
 
@@ -113,7 +122,22 @@ class ReportCodeExtractor(GraphComponent, EntityExtractorMixin):
             text = message.get(TEXT) or ""
             found = [_entity("report_code", s, e, text[s:e], code) for s, e, code in find_codes(text)]
             _replace_entities(message, "report_code", self.add_extractor_name(found))
+            if found:
+                self._read_as_follow_up(message)
         return messages
+
+    @staticmethod
+    def _read_as_follow_up(message: Message) -> None:
+        """A message carrying a case code is a follow-up, whatever the words around it
+        ("seguimiento trt 4281 rfa6 2" reads like a menu choice to the classifier), unless
+        it is an emergency: that answer always comes first."""
+        intent = message.get(INTENT) or {}
+        if intent.get(INTENT_NAME_KEY) in (EMERGENCY, FOLLOW_UP):
+            return
+        top = {INTENT_NAME_KEY: FOLLOW_UP, PREDICTED_CONFIDENCE_KEY: 1.0}
+        ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get(INTENT_NAME_KEY) != FOLLOW_UP]
+        message.set(INTENT, top, add_to_output=True)
+        message.set(INTENT_RANKING_KEY, [top, *ranking], add_to_output=True)
 
 
 NUMBER_WORDS = {

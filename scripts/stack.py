@@ -1,11 +1,13 @@
 """Start and stop the local hotline: the Rasa server (its own Python 3.10 environment) and
-the action server (this environment). Used by `make run`, the end-to-end tests and the
-benchmarks, so all three run the same thing."""
+the action server (this environment), with their keys and databases ready (keyring
+created if missing, reports database migrated). Used by `make run`, the end-to-end tests
+and the benchmarks, so all three run the same thing."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,7 +29,9 @@ class Stack:
     rasa_url: str
     actions_url: str
     log_dir: Path
-    tracker_db: Path
+    tracker_url: str  # SQLAlchemy URL of Rasa's tracker store
+    database_url: str  # SQLAlchemy URL of the reports database
+    keys_dir: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -44,18 +48,47 @@ def rasa_environment() -> dict[str, str]:
     return {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
-def _environment(actions_url: str, tracker_db: Path) -> dict[str, str]:
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def prepare_keys_and_database(keys_dir: Path, database_url: str) -> None:
+    """Create the keyring if missing (never overwrites) and migrate the reports database."""
+    for command in (["reports.keys", "init", "--dir", str(keys_dir)], ["reports.db", "upgrade"]):
+        subprocess.run(
+            [sys.executable, "-m", *command],
+            cwd=ROOT,
+            env={**os.environ, "HOTLINE_DATABASE_URL": database_url, "HOTLINE_KEYS_DIR": str(keys_dir)},
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+
+def action_server_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "-p", str(port)]
+
+
+def _environment(stack: Stack) -> dict[str, str]:
     env = rasa_environment()
     env.update(
         SANIC_HOST="127.0.0.1",
-        HOTLINE_ACTION_URL=f"{actions_url}/webhook",
-        HOTLINE_TRACKER_DIALECT=env.get("HOTLINE_TRACKER_DIALECT", "sqlite"),
-        HOTLINE_TRACKER_DB=env.get("HOTLINE_TRACKER_DB", str(tracker_db)),
+        HOTLINE_ACTION_URL=f"{stack.actions_url}/webhook",
+        HOTLINE_TRACKER_URL=stack.tracker_url,
+        HOTLINE_TRACKER_KEY=(stack.keys_dir / "tracker.key").read_text().strip(),
+        HOTLINE_DATABASE_URL=stack.database_url,
+        HOTLINE_KEYS_DIR=str(stack.keys_dir),
     )
     return env
 
 
-def _spawn(name: str, command: list[str], env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
+def ensure_port_free(port: int) -> None:
+    """A server left over from an earlier run would answer in place of the new one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            raise RuntimeError(f"port {port} is already in use (a hotline still running?)")
+
+
+def spawn(name: str, command: list[str], env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
     with open(log_dir / f"{name}.log", "wb") as log:  # the child keeps its own copy of the file
         return subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -102,25 +135,31 @@ def running_stack(
     log_dir: Path,
     rasa_port: int = 5005,
     actions_port: int = 5055,
-    tracker_db: Path | None = None,
+    tracker_url: str | None = None,
+    database_url: str | None = None,
+    keys_dir: Path | None = None,
     model: Path = MODEL,
     timeout: float = STARTUP_TIMEOUT_SECONDS,
     endpoints: Path = ROOT / "endpoints.yml",
 ) -> Iterator[Stack]:
-    """Run both servers on 127.0.0.1 until the block ends (or fails)."""
+    """Run both servers on 127.0.0.1 until the block ends (or fails). Databases default
+    to the environment's HOTLINE_TRACKER_URL / HOTLINE_DATABASE_URL, else SQLite files."""
     log_dir.mkdir(parents=True, exist_ok=True)
     stack = Stack(
         rasa_url=f"http://127.0.0.1:{rasa_port}",
         actions_url=f"http://127.0.0.1:{actions_port}",
         log_dir=log_dir,
-        tracker_db=tracker_db or (ROOT / "rasa.db"),
+        tracker_url=tracker_url or os.environ.get("HOTLINE_TRACKER_URL") or sqlite_url(ROOT / "rasa.db"),
+        database_url=database_url or os.environ.get("HOTLINE_DATABASE_URL") or sqlite_url(ROOT / "hotline.db"),
+        keys_dir=keys_dir or Path(os.environ.get("HOTLINE_KEYS_DIR") or ROOT / "keys"),
     )
-    env = _environment(stack.actions_url, stack.tracker_db)
+    for port in (rasa_port, actions_port):
+        ensure_port_free(port)
+    prepare_keys_and_database(stack.keys_dir, stack.database_url)
+    env = _environment(stack)
     try:
-        stack.processes["actions"] = _spawn(
-            "actions", [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "-p", str(actions_port)], env, log_dir
-        )
-        stack.processes["rasa"] = _spawn(
+        stack.processes["actions"] = spawn("actions", action_server_command(actions_port), env, log_dir)
+        stack.processes["rasa"] = spawn(
             "rasa",
             [
                 str(RASA),

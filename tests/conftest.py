@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scripts.stack import MODEL, RASA, Stack, running_stack
+from scripts.stack import MODEL, RASA, Stack, running_stack, sqlite_url
+from tests.db_fixtures import database_url, engine, keyring, keys_dir  # noqa: F401  (fixtures)
 
 # Ports apart from `make run`'s 5005/5055, so tests can run beside a local hotline.
 TEST_RASA_PORT = 5105
@@ -27,7 +28,14 @@ def _rasa_is_ready(request: pytest.FixtureRequest) -> None:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("stack")
-    with running_stack(work / "logs", TEST_RASA_PORT, TEST_ACTIONS_PORT, tracker_db=work / "tracker.db") as running:
+    with running_stack(
+        work / "logs",
+        TEST_RASA_PORT,
+        TEST_ACTIONS_PORT,
+        tracker_url=sqlite_url(work / "tracker.db"),
+        database_url=sqlite_url(work / "reports.db"),
+        keys_dir=work / "keys",
+    ) as running:
         yield running
 
 
@@ -43,8 +51,11 @@ class Conversation:
     def __init__(self, client: httpx.Client, stack: Stack, sender: str) -> None:
         self.client, self.stack, self.sender = client, stack, sender
 
-    def say(self, text: str) -> list[str]:
-        response = self.client.post(self.stack.webhook, json={"sender": self.sender, "message": text})
+    def say(self, text: str, metadata: dict[str, str] | None = None) -> list[str]:
+        body: dict[str, object] = {"sender": self.sender, "message": text}
+        if metadata:
+            body["metadata"] = metadata  # what the channel gateway adds, e.g. a sealed reply_to
+        response = self.client.post(self.stack.webhook, json=body)
         assert response.status_code == 200, response.text
         return [m.get("text", "") for m in response.json()]
 
