@@ -19,7 +19,7 @@ RASA_DOMAIN := build/domain
 CONTENT_FILES := $(shell find content -name '*.yml') domain.yml $(wildcard hotline/*.py)
 TRAIN_INPUTS := $(shell find nlu_data bot -name '*.yml') config.yml $(CONTENT_FILES) $(wildcard rasa_plugins/*.py)
 
-.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit bench bench-nlu bench-latency clean
+.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit bench bench-nlu bench-latency bench-reports clean postgres keys purge
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -63,21 +63,30 @@ run: setup $(MODEL) ## Start the hotline locally (Rasa :5005, actions :5055) and
 audit: $(APP_VENV)/.installed ## List facts that are not verified or whose check is old
 	$(PY) -m hotline.audit
 
+postgres: ## Start the local PostgreSQL if nothing answers on 127.0.0.1:5432 (the tests need it)
+	scripts/ensure-postgres.sh
+
+keys: $(APP_VENV)/.installed ## Create the report keyring in keys/ (HOTLINE_KEYS_DIR); never overwrites
+	$(PY) -m reports.keys init
+
+purge: $(APP_VENV)/.installed ## Delete closed reports and conversations past their retention period
+	$(PY) -m reports.jobs purge
+
 lint: $(APP_VENV)/.installed ## ruff (lint and format check) and mypy
 	$(APP_VENV)/bin/ruff check .
 	$(APP_VENV)/bin/ruff format --check .
 	$(APP_VENV)/bin/mypy
 
-unit: setup build/.content ## Unit tests (content, NLU helpers, actions)
+unit: setup build/.content postgres ## Unit tests (content, NLU helpers, actions)
 	$(APP_VENV)/bin/pytest -m "not rasa" $(PYTEST_ARGS)
 
 rasa-validate: setup build/.content ## rasa data validate
 	$(RASA) data validate --domain $(RASA_DOMAIN) --data $(RASA_DATA) --config config.yml
 
-rasa-test: setup $(MODEL) ## Rasa test stories (every flow) against the trained model
+rasa-test: setup $(MODEL) postgres ## Rasa test stories (every flow) against the trained model
 	$(APP_VENV)/bin/pytest -m rasa $(PYTEST_ARGS)
 
-test: setup build/.content $(MODEL) lint ## Everything: lint, types, unit, rasa validate, story tests, end-to-end
+test: setup build/.content $(MODEL) lint postgres ## Everything: lint, types, unit, rasa validate, story tests, end-to-end
 	$(APP_VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench-nlu: setup build/.content ## Held-out NLU: our pipeline vs Rasa's default, side by side
@@ -86,7 +95,10 @@ bench-nlu: setup build/.content ## Held-out NLU: our pipeline vs Rasa's default,
 bench-latency: setup $(MODEL) ## REST latency and throughput, memory, start-up time
 	$(PY) -m bench.latency
 
-bench: bench-nlu bench-latency ## All benchmarks (writes bench/RESULTS.md)
+bench-reports: setup postgres ## Filing a report under 20 concurrent tipsters, SQLite vs PostgreSQL
+	$(PY) -m bench.reports
+
+bench: bench-nlu bench-latency bench-reports ## All benchmarks (writes bench/RESULTS.md)
 
 clean: ## Remove build output (keeps environments and models)
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

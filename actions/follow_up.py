@@ -98,7 +98,7 @@ class ValidateFollowUpForm(FormValidationAction):
                 LookupOutcome.INVALID: "utter_followup_code_invalid",
             }
             dispatcher.utter_message(response=reply.get(outcome, "utter_followup_not_found"))
-            return {"report_code": None}
+            return {"report_code": None, "forget_history": True}
         status: dict[str, str] = answers.form_content()["status"]
         dispatcher.utter_message(
             response="utter_followup_status",
@@ -107,8 +107,9 @@ class ValidateFollowUpForm(FormValidationAction):
         )
         for message in view.messages[-MAX_STAFF_MESSAGES_SHOWN:]:
             dispatcher.utter_message(response="utter_followup_staff_message", message=message)
-        # The code itself is not kept in the conversation: the report id is enough to add.
-        return {"report_code": "found", "followup_report": lookup.report_id}
+        # The code is not kept in the conversation (the report id is enough to add), and the
+        # message that carried it is forgotten by the tracker store.
+        return {"report_code": "found", "followup_report": lookup.report_id, "forget_history": True}
 
     async def validate_followup_addition(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
@@ -128,7 +129,7 @@ class ValidateFollowUpForm(FormValidationAction):
             logger.exception("saving an addition failed")
             dispatcher.utter_message(response="utter_followup_failed")
             return {"followup_addition": "done"}
-        return {"followup_addition": None, "followup_added": "yes"}
+        return {"followup_addition": None, "followup_added": "yes", "forget_history": True}
 
 
 class ActionAskFollowupAddition(Action):
@@ -160,7 +161,7 @@ class ActionKeepFollowupText(Action):
         except Exception:
             logger.exception("saving an addition failed")
             return []
-        return [SlotSet("followup_added", "yes")]
+        return [SlotSet("followup_added", "yes"), SlotSet("forget_history", True)]
 
 
 class ActionFollowUpDone(Action):
@@ -170,4 +171,4 @@ class ActionFollowUpDone(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         if tracker.get_slot("followup_report") not in (None, ENDED):
             dispatcher.utter_message(response="utter_followup_done")
-        return [SlotSet(slot, None) for slot in SLOTS]
+        return [*(SlotSet(slot, None) for slot in SLOTS), SlotSet("forget_history", True)]

@@ -19,8 +19,9 @@ from actions.config import engine, keys, settings
 from hotline.content import MAX_SEGMENTS
 from hotline.countries import country_names, find_countries
 from hotline.sms import sms_segments, to_gsm7
+from reports.crypto import contact_blob
 from reports.db import transaction
-from reports.notify import notify_report
+from reports.notify import configured_channels, notify_report
 from reports.service import FiledReport, ReportDraft, file_report
 
 logger = logging.getLogger(__name__)
@@ -213,7 +214,8 @@ def summary_values(tracker: Tracker) -> dict[str, str]:
         value = tracker.get_slot(slot)
         if not value or value == SKIPPED:
             return answers.shown(None)
-        return value if len(value) <= limit else value[: limit - 1] + answers.form_content()["shown"]["ellipsis"]
+        shown = str(value)
+        return shown if len(shown) <= limit else shown[: limit - 1] + str(answers.form_content()["shown"]["ellipsis"])
 
     country = tracker.get_slot("report_country")
     kind = tracker.get_slot("report_kind")
@@ -264,6 +266,19 @@ class ActionKeepReportText(Action):
         return [SlotSet("report_what", join_text(tracker.get_slot("report_what"), text))]
 
 
+def usable_reply_to(value: Any) -> str | None:
+    """The sealed contact the channel edge attached, if it is one: a malformed value is
+    dropped (and logged without content) rather than blocking the report."""
+    if not value:
+        return None
+    try:
+        contact_blob(str(value))
+    except ValueError:
+        logger.warning("reply_to metadata is not a sealed contact; report filed without it")
+        return None
+    return str(value)
+
+
 def draft_from(tracker: Tracker) -> ReportDraft:
     def text(slot: str) -> str | None:
         value = tracker.get_slot(slot)
@@ -280,6 +295,7 @@ def draft_from(tracker: Tracker) -> ReportDraft:
     kind = tracker.get_slot("report_kind")
     metadata = tracker.latest_message.get("metadata") or {}
     consent = yes("report_contact") is True
+    reply_to = usable_reply_to(metadata.get("reply_to")) if consent else None
     return ReportDraft(
         what=text("report_what") or "",
         country=country,
@@ -290,7 +306,7 @@ def draft_from(tracker: Tracker) -> ReportDraft:
         kind=kind if kind in answers.form_content()["kinds"] else None,
         danger_now=yes("report_danger"),
         contact_consent=consent,
-        reply_to=str(metadata["reply_to"]) if consent and metadata.get("reply_to") else None,
+        reply_to=reply_to,
         sender=tracker.sender_id if consent else None,
         channel=(str(metadata.get("channel") or tracker.get_latest_input_channel() or "")) or None if consent else None,
     )
@@ -307,7 +323,7 @@ def file_and_notify(draft: ReportDraft) -> FiledReport:
     """One transaction to file; notifications after the commit, so a slow mail server
     never holds the report back and a failed one is retried by `reports.jobs`."""
     with transaction(engine()) as session:
-        filed = file_report(session, draft, keys())
+        filed = file_report(session, draft, keys(), notify_channels=configured_channels(settings()))
     if filed.priority == "urgent":
         try:
             notify_report(engine(), filed.report_id, settings())
@@ -317,7 +333,9 @@ def file_and_notify(draft: ReportDraft) -> FiledReport:
 
 
 def clear_report() -> list[EventType]:
-    return [SlotSet(slot, None) for slot in ALL_SLOTS]
+    """Empty the form, and let the tracker store forget the conversation's words: the
+    report now lives sealed in the reports database, and the code is shown only once."""
+    return [*(SlotSet(slot, None) for slot in ALL_SLOTS), SlotSet("forget_history", True)]
 
 
 class ActionSubmitReport(Action):

@@ -8,6 +8,10 @@
   metadata) is read by the actions during the turn and never written to the store.
 - Erasure: when an action sets the `erase_conversation` slot, saving deletes every event
   of that sender and keeps only a fresh session.
+- Forgetting: when an action sets `forget_history` (a report filed or cancelled, a case
+  code looked up), saving replaces the history with the conversation's state alone
+  (slots, the open form, the bot's last actions), so neither the report's words nor the
+  code shown or typed stay in the store, even encrypted.
 - Bounded: when a session passes `max_session_events`, a new session starts carrying the
   slots over (the events Rasa writes when a session expires), so every turn costs about
   the same and old turns stop being replayed.
@@ -18,22 +22,24 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from typing import Any, Dict, List, Optional
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, BotUttered, Event, SessionStarted, SlotSet, UserUttered
+from rasa.shared.core.events import ActionExecuted, ActiveLoop, Event, SessionStarted, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from sqlalchemy.engine import make_url
 
 DEFAULT_MAX_SESSION_EVENTS = 200
 ERASE_SLOT = "erase_conversation"
+FORGET_SLOT = "forget_history"
 PRIVATE_METADATA_KEYS = frozenset({"reply_to"})
 SEALED_PREFIX = "v1:"
-NOT_CARRIED = ("requested_slot", "session_started_metadata", ERASE_SLOT)
+NOT_CARRIED = ("session_started_metadata", ERASE_SLOT, FORGET_SLOT)
 
 
 class EventCipher:
@@ -99,9 +105,10 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         self.max_session_events = int(max_session_events)
 
     async def save(self, tracker: DialogueStateTracker) -> None:
-        if tracker.get_slot(ERASE_SLOT):
+        if tracker.get_slot(ERASE_SLOT) or tracker.get_slot(FORGET_SLOT):
+            events = self.session_restart_events(tracker, carry_slots=not tracker.get_slot(ERASE_SLOT))
             self._erase(tracker.sender_id)
-            self._write(tracker.sender_id, self.session_restart_events(tracker, carry_slots=False))
+            self._write(tracker.sender_id, events)
             return
         if len(tracker.events) > self.max_session_events and self._at_rest(tracker):
             for event in self.session_restart_events(tracker):
@@ -148,31 +155,36 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
 
     @staticmethod
     def session_restart_events(tracker: DialogueStateTracker, carry_slots: bool = True) -> List[Event]:
-        """A fresh session: the slots and the bot's last turn (so a rule waiting for the
-        answer to the last question, "¿Borramos...? SI o NO", still matches), or nothing."""
-        if not carry_slots:
-            return [ActionExecuted(ACTION_SESSION_START_NAME), SessionStarted(), ActionExecuted(ACTION_LISTEN_NAME)]
-        carried: List[Event] = [
-            SlotSet(name, value)
-            for name, value in tracker.current_slot_values().items()
-            if value is not None and name not in NOT_CARRIED
-        ]
-        return [
-            ActionExecuted(ACTION_SESSION_START_NAME),
-            SessionStarted(),
-            *carried,
-            *BoundedSQLTrackerStore.last_bot_turn(tracker),
-            ActionExecuted(ACTION_LISTEN_NAME),
-        ]
+        """A fresh session holding the conversation's state and no history: the slots,
+        the open form, and the bot's last actions (so a rule waiting for the answer to the
+        last question, "¿Borramos...? SI o NO", still matches); or nothing at all.
+        Every event carries the session start's timestamp: Rasa loads a session as the
+        events stamped at or after its start."""
+        now = time.time()
+        events: List[Event] = [ActionExecuted(ACTION_SESSION_START_NAME, timestamp=now), SessionStarted(timestamp=now)]
+        if carry_slots:
+            events += [
+                SlotSet(name, value, timestamp=now)
+                for name, value in tracker.current_slot_values().items()
+                if value is not None and name not in NOT_CARRIED
+            ]
+            if tracker.active_loop_name:
+                events.append(ActiveLoop(tracker.active_loop_name, timestamp=now))
+            events += [ActionExecuted(name, timestamp=now) for name in BoundedSQLTrackerStore.last_bot_actions(tracker)]
+        events.append(ActionExecuted(ACTION_LISTEN_NAME, timestamp=now))
+        return events
 
     @staticmethod
-    def last_bot_turn(tracker: DialogueStateTracker) -> List[Event]:
-        turn: List[Event] = []
+    def last_bot_actions(tracker: DialogueStateTracker) -> List[str]:
+        """The actions since the last user message; their words (BotUttered) stay out."""
+        names: List[str] = []
         for event in reversed(tracker.events):
             if isinstance(event, UserUttered):
                 break
-            if isinstance(event, BotUttered) or (
-                isinstance(event, ActionExecuted) and event.action_name != ACTION_LISTEN_NAME
+            if isinstance(event, ActionExecuted) and event.action_name not in (
+                ACTION_LISTEN_NAME,
+                ACTION_SESSION_START_NAME,
+                None,
             ):
-                turn.append(event)
-        return list(reversed(turn))
+                names.append(event.action_name)
+        return list(reversed(names))

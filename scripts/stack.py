@@ -141,6 +141,7 @@ def running_stack(
     model: Path = MODEL,
     timeout: float = STARTUP_TIMEOUT_SECONDS,
     endpoints: Path = ROOT / "endpoints.yml",
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     """Run both servers on 127.0.0.1 until the block ends (or fails). Databases default
     to the environment's HOTLINE_TRACKER_URL / HOTLINE_DATABASE_URL, else SQLite files."""
@@ -156,7 +157,7 @@ def running_stack(
     for port in (rasa_port, actions_port):
         ensure_port_free(port)
     prepare_keys_and_database(stack.keys_dir, stack.database_url)
-    env = _environment(stack)
+    env = {**_environment(stack), **(extra_env or {})}
     try:
         stack.processes["actions"] = spawn("actions", action_server_command(actions_port), env, log_dir)
         stack.processes["rasa"] = spawn(

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope
 
 from scripts.stack import MODEL, RASA, Stack, running_stack, sqlite_url
 from tests.db_fixtures import database_url, engine, keyring, keys_dir  # noqa: F401  (fixtures)
@@ -25,9 +28,42 @@ def _rasa_is_ready(request: pytest.FixtureRequest) -> None:
         pytest.fail(f"missing {missing}: run the tests with `make test` (or `make model` first)")
 
 
+class Mailbox:
+    """A real SMTP server on 127.0.0.1 (aiosmtpd) keeping what it receives: the on-duty
+    staff's inbox for urgent-report notifications."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.messages: list[str] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:
+        content = envelope.content
+        self.messages.append(content.decode("utf-8", "replace") if isinstance(content, bytes) else str(content))
+        return "250 Message accepted for delivery"
+
+
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def mailbox() -> Iterator[Mailbox]:
+    with socket.socket() as probe:  # a free port for the SMTP server
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    box = Mailbox(port)
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield box
+    finally:
+        controller.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, mailbox: Mailbox) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("stack")
+    smtp = {
+        "HOTLINE_SMTP_HOST": "127.0.0.1",
+        "HOTLINE_SMTP_FROM": "bot@hotline.test",
+        "HOTLINE_SMTP_TO": "duty@hotline.test",
+    }
     with running_stack(
         work / "logs",
         TEST_RASA_PORT,
@@ -35,6 +71,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         tracker_url=sqlite_url(work / "tracker.db"),
         database_url=sqlite_url(work / "reports.db"),
         keys_dir=work / "keys",
+        extra_env={**smtp, "HOTLINE_SMTP_PORT": str(mailbox.port)},
     ) as running:
         yield running
 

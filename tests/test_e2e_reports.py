@@ -16,8 +16,8 @@ from reports.crypto import seal_contact
 from reports.keys import load_keys
 from reports.service import change_status, leave_message_for_tipster
 from scripts.stack import Stack
-from tests.anonymity import ADDITION, PHONE, PLACE, REPORT_TEXT, pseudonym, scan, scripted_secrets
-from tests.conftest import Conversation
+from tests.anonymity import ADDITION, PHONE, PLACE, REPORT_TEXT, leaks, pseudonym, scan, scripted_secrets
+from tests.conftest import Conversation, Mailbox
 from tests.reporting import file_by_chat, opened, report_ids, reports_session, stack_settings
 
 pytestmark = pytest.mark.rasa
@@ -101,6 +101,7 @@ def test_cancel_keeps_nothing(conversation: Conversation, stack: Stack) -> None:
     slots = conversation.tracker()["slots"]
     assert isinstance(slots, dict)
     assert slots["report_what"] is None and conversation.tracker()["active_loop"] in ({}, None)
+    assert "no quiero contar" not in str(conversation.tracker())  # not even in the history
 
 
 def test_skip_and_correct_before_sending(conversation: Conversation, stack: Stack) -> None:
@@ -218,6 +219,9 @@ def run_scripted_conversation(client: httpx.Client, stack: Stack) -> tuple[str, 
 def assert_nothing_in_clear(client: httpx.Client, stack: Stack) -> None:
     code, report_id = run_scripted_conversation(client, stack)
     assert scan(stack, scripted_secrets(code)) == []
+    # Even decrypted, the tracker store kept the conversation's state, not its words.
+    tracker = client.get(f"{stack.rasa_url}/conversations/{pseudonym('sms', PHONE)}/tracker").text
+    assert leaks({"decrypted tracker": tracker.encode()}, scripted_secrets(code)) == []
     # The scan could have failed: everything is there, sealed, for whoever holds the key.
     report = opened(stack, report_id)
     assert report["what"] == REPORT_TEXT and report["place"] == PLACE
@@ -228,3 +232,27 @@ def test_anonymity_scan_finds_nothing_in_clear(client: httpx.Client, stack: Stac
     """A whole scripted conversation with a known number and report text; then the
     databases' files, the tracker store and the logs are searched for them in clear."""
     assert_nothing_in_clear(client, stack)
+
+
+def test_an_urgent_report_notifies_staff_by_email_without_its_text(
+    conversation: Conversation, stack: Stack, mailbox: Mailbox
+) -> None:
+    before_mail = len(mailbox.messages)
+    before = report_ids(stack)
+    answers = ("mexico", "rancho El Mezquite", "ahorita", "6", "si", "2", "si", "no")
+    code, _ = file_by_chat(conversation, "Tienen encerrados a seis jornaleros y les pegan", answers=answers)
+    report = opened(stack, new_report_id(stack, before))
+    assert report["priority"] == "urgent"
+    new_mail = mailbox.messages[before_mail:]
+    assert len(new_mail) == 1, new_mail  # sent before the tipster got the code
+    mail = new_mail[0]
+    assert report["hash_prefix"] in mail and report["id"] in mail and "duty@hotline.test" in mail
+    for secret in ("jornaleros", "El Mezquite", code, code.replace("-", "")):
+        assert secret not in mail
+
+
+def test_a_normal_report_sends_no_notification(conversation: Conversation, mailbox: Mailbox) -> None:
+    before_mail = len(mailbox.messages)
+    answers = ("honduras", "saltar", "hace un año", "saltar", "no", "8", "no", "no")
+    file_by_chat(conversation, "Hace tiempo vi un anuncio de trabajo raro", answers=answers)
+    assert mailbox.messages[before_mail:] == []

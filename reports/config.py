@@ -1,0 +1,109 @@
+"""The reports core's settings, read once from the environment (`HOTLINE_*`) at start-up.
+
+Defaults suit a laptop: SQLite next to the code and the keyring in `keys/`. Secrets are
+kept out of `repr`, so printing or logging the settings never shows them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    keys_dir: Path
+    conversation_retention_days: int = 30
+    closed_report_retention_days: int = 365
+    followup_attempts_per_hour: int = 5
+    console_url: str = "http://127.0.0.1:8000/console"
+    tracker_url: str = f"sqlite:///{ROOT / 'rasa.db'}"
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str | None = None
+    smtp_to: tuple[str, ...] = ()
+    smtp_user: str | None = field(default=None, repr=False)
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_starttls: bool = False
+    staff_telegram_token: str | None = field(default=None, repr=False)
+    staff_telegram_chat: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    # Keyring overrides (base64), for deployments that inject keys instead of files.
+    reports_public_key: str | None = field(default=None, repr=False)
+    reports_private_key: str | None = field(default=None, repr=False)
+    code_salt: str | None = field(default=None, repr=False)
+    sender_key: str | None = field(default=None, repr=False)
+    tracker_key: str | None = field(default=None, repr=False)
+
+    @property
+    def email_configured(self) -> bool:
+        return bool(self.smtp_host and self.smtp_from and self.smtp_to)
+
+    @property
+    def telegram_configured(self) -> bool:
+        return bool(self.staff_telegram_token and self.staff_telegram_chat)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{name} must be true or false, not {raw!r}")
+
+
+def _text(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
+    """Settings from the environment; raises ValueError naming the bad variable."""
+    return Settings(
+        database_url=_text(env, "HOTLINE_DATABASE_URL") or f"sqlite:///{ROOT / 'hotline.db'}",
+        keys_dir=Path(_text(env, "HOTLINE_KEYS_DIR") or ROOT / "keys"),
+        conversation_retention_days=_int(env, "HOTLINE_CONVERSATION_RETENTION_DAYS", 30),
+        closed_report_retention_days=_int(env, "HOTLINE_CLOSED_REPORT_RETENTION_DAYS", 365),
+        followup_attempts_per_hour=_int(env, "HOTLINE_FOLLOWUP_ATTEMPTS_PER_HOUR", 5),
+        console_url=(_text(env, "HOTLINE_CONSOLE_URL") or "http://127.0.0.1:8000/console").rstrip("/"),
+        tracker_url=_text(env, "HOTLINE_TRACKER_URL") or f"sqlite:///{ROOT / 'rasa.db'}",
+        smtp_host=_text(env, "HOTLINE_SMTP_HOST"),
+        smtp_port=_int(env, "HOTLINE_SMTP_PORT", 25),
+        smtp_from=_text(env, "HOTLINE_SMTP_FROM"),
+        smtp_to=tuple(a.strip() for a in env.get("HOTLINE_SMTP_TO", "").split(",") if a.strip()),
+        smtp_user=_text(env, "HOTLINE_SMTP_USER"),
+        smtp_password=_text(env, "HOTLINE_SMTP_PASSWORD"),
+        smtp_starttls=_bool(env, "HOTLINE_SMTP_STARTTLS"),
+        staff_telegram_token=_text(env, "HOTLINE_STAFF_TELEGRAM_TOKEN"),
+        staff_telegram_chat=_text(env, "HOTLINE_STAFF_TELEGRAM_CHAT"),
+        telegram_api_url=(_text(env, "HOTLINE_TELEGRAM_API_URL") or "https://api.telegram.org").rstrip("/"),
+        reports_public_key=_text(env, "HOTLINE_REPORTS_PUBLIC_KEY"),
+        reports_private_key=_text(env, "HOTLINE_REPORTS_PRIVATE_KEY"),
+        code_salt=_text(env, "HOTLINE_CODE_SALT"),
+        sender_key=_text(env, "HOTLINE_SENDER_KEY"),
+        tracker_key=_text(env, "HOTLINE_TRACKER_KEY"),
+    )

@@ -1,0 +1,117 @@
+"""Scheduled jobs (cron or a systemd timer), printing counts only, never ids:
+
+python -m reports.jobs purge [--dry-run]   retention: old closed reports, old lookup
+                                           attempts, old conversations in Rasa's store
+python -m reports.jobs notify-pending      retry staff notifications that did not go out
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Column, Float, MetaData, String, Table, delete, func, inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from reports.config import Settings, load_settings
+from reports.db import make_engine, normalize_url, transaction
+from reports.models import FollowUpAttempt, Report, utcnow
+from reports.notify import notify_pending
+from reports.service import RATE_WINDOW
+
+# The columns of Rasa 3.6's SQLTrackerStore table that purging reads (rasa/core/tracker_store.py).
+_tracker_metadata = MetaData()
+EVENTS = Table(
+    "events",
+    _tracker_metadata,
+    Column("sender_id", String(255)),
+    Column("timestamp", Float),
+)
+
+
+@dataclass(frozen=True)
+class PurgeCounts:
+    reports: int = 0
+    follow_up_attempts: int = 0
+    conversations: int = 0
+
+
+def purge_reports(session: Session, settings: Settings, now: datetime, dry_run: bool = False) -> tuple[int, int]:
+    """Delete closed reports past retention (their rows in other tables go by ON DELETE
+    CASCADE) and lookup attempts older than the rate-limit window. Returns both counts."""
+    closed_before = now - timedelta(days=settings.closed_report_retention_days)
+    old_report = (Report.status == "closed") & (Report.closed_at < closed_before)
+    old_attempt = FollowUpAttempt.attempted_at < now - RATE_WINDOW
+    reports = session.scalar(select(func.count()).select_from(Report).where(old_report)) or 0
+    attempts = session.scalar(select(func.count()).select_from(FollowUpAttempt).where(old_attempt)) or 0
+    if not dry_run:
+        session.execute(delete(Report).where(old_report))
+        session.execute(delete(FollowUpAttempt).where(old_attempt))
+    return reports, attempts
+
+
+def purge_conversations(tracker_url: str, days: int, now: datetime, dry_run: bool = False) -> int:
+    """Delete every event of each conversation (sender) whose latest event is older than days.
+    Returns how many conversations; 0 when Rasa has not created its store or table yet."""
+    url = make_url(normalize_url(tracker_url))
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        return 0  # connecting would create an empty SQLite file
+    engine = make_engine(tracker_url)
+    try:
+        if not inspect(engine).has_table("events"):
+            return 0
+        cutoff = (now - timedelta(days=days)).timestamp()
+        stale = select(EVENTS.c.sender_id).group_by(EVENTS.c.sender_id).having(func.max(EVENTS.c.timestamp) < cutoff)
+        with engine.begin() as connection:
+            senders = connection.scalar(select(func.count()).select_from(stale.subquery()))
+            if not dry_run:
+                connection.execute(delete(EVENTS).where(EVENTS.c.sender_id.in_(stale)))
+        return int(senders or 0)
+    finally:
+        engine.dispose()
+
+
+def run_purge(settings: Settings, now: datetime | None = None, dry_run: bool = False) -> PurgeCounts:
+    now = now or utcnow()
+    engine = make_engine(settings.database_url)
+    try:
+        with transaction(engine) as session:
+            reports, attempts = purge_reports(session, settings, now, dry_run)
+    finally:
+        engine.dispose()
+    conversations = purge_conversations(settings.tracker_url, settings.conversation_retention_days, now, dry_run)
+    return PurgeCounts(reports=reports, follow_up_attempts=attempts, conversations=conversations)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reports.jobs", description="Retention and retry jobs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    purge = sub.add_parser("purge", help="delete what is past its retention period")
+    purge.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
+    sub.add_parser("notify-pending", help="send staff notifications that failed or never went out")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    if args.command == "purge":
+        counts = run_purge(settings, dry_run=args.dry_run)
+        verb = "would delete" if args.dry_run else "deleted"
+        print(
+            f"{verb}: {counts.reports} closed reports, {counts.follow_up_attempts} lookup attempts, "
+            f"{counts.conversations} conversations"
+        )
+    else:
+        engine = make_engine(settings.database_url)
+        try:
+            sent = notify_pending(engine, settings)
+        finally:
+            engine.dispose()
+        print(f"notifications: {sent.sent} sent, {sent.failed} failed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

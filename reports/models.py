@@ -1,0 +1,191 @@
+"""The reports schema (SQLAlchemy 2 typed ORM). Alembic migrations create it; tests check
+that the migrations and these classes agree.
+
+What is sealed (staff public key): report text, contact, additions, status notes. What is
+plain: what triage and the console need to sort and route (country, kind, priority, flags).
+Statuses, kinds and priorities are checked in Python, not by CHECK constraints, so the staff
+console can add values without a migration.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+STATUSES = ("received", "in_review", "referred", "closed")
+KINDS = (
+    "sexual",
+    "labour",
+    "begging",
+    "forced_crime",
+    "child",
+    "forced_marriage",
+    "organ_removal",
+    "other",
+    "unknown",
+)
+PRIORITIES = ("urgent", "high", "normal")
+NOTIFICATION_STATUSES = ("pending", "sent", "failed")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on every database: SQLite keeps no zone, so it is added back on
+    read; naive datetimes are refused on write (they would be ambiguous)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: use an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Report(Base):
+    __tablename__ = "reports"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    lookup_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    tipster_public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    status: Mapped[str] = mapped_column(String(20), default="received", index=True)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    country: Mapped[str | None] = mapped_column(String(2))
+    kind: Mapped[str | None] = mapped_column(String(20))
+    minors: Mapped[bool | None] = mapped_column(Boolean)
+    danger_now: Mapped[bool | None] = mapped_column(Boolean)
+    people_count: Mapped[int | None] = mapped_column(Integer)
+    recent: Mapped[bool | None] = mapped_column(Boolean)
+    priority: Mapped[str] = mapped_column(String(10), index=True)
+    triage_score: Mapped[int] = mapped_column(Integer)
+    triage_reasons: Mapped[list[str]] = mapped_column(JSON)
+    sealed_body: Mapped[bytes] = mapped_column(LargeBinary)
+    contact_consent: Mapped[bool] = mapped_column(Boolean, default=False)
+    contact_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    reporter_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    channel: Mapped[str | None] = mapped_column(String(20))
+
+    additions: Mapped[list[ReportAddition]] = relationship(
+        back_populates="report", cascade="all, delete-orphan", passive_deletes=True, order_by="ReportAddition.id"
+    )
+    status_changes: Mapped[list[StatusChange]] = relationship(
+        back_populates="report", cascade="all, delete-orphan", passive_deletes=True, order_by="StatusChange.id"
+    )
+    tipster_messages: Mapped[list[TipsterMessage]] = relationship(
+        back_populates="report", cascade="all, delete-orphan", passive_deletes=True, order_by="TipsterMessage.id"
+    )
+    notifications: Mapped[list[Notification]] = relationship(
+        back_populates="report", cascade="all, delete-orphan", passive_deletes=True, order_by="Notification.id"
+    )
+
+
+def _report_fk() -> Mapped[str]:
+    return mapped_column(String(36), ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+
+
+class ReportAddition(Base):
+    """More information a tipster gave at follow-up."""
+
+    __tablename__ = "report_additions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    report_id: Mapped[str] = _report_fk()
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sealed_body: Mapped[bytes] = mapped_column(LargeBinary)
+
+    report: Mapped[Report] = relationship(back_populates="additions")
+
+
+class StatusChange(Base):
+    """History of a report's status; actor is a staff account id once the console has them."""
+
+    __tablename__ = "status_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    report_id: Mapped[str] = _report_fk()
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    old_status: Mapped[str | None] = mapped_column(String(20))
+    new_status: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str | None] = mapped_column(String(64))
+    note_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+    report: Mapped[Report] = relationship(back_populates="status_changes")
+
+
+class TipsterMessage(Base):
+    """A staff message for the tipster: sealed to the report's tipster key (opened with the
+    code at follow-up) and, when written with the staff keys, a copy the console can read."""
+
+    __tablename__ = "tipster_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    report_id: Mapped[str] = _report_fk()
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sealed_for_tipster: Mapped[bytes] = mapped_column(LargeBinary)
+    sealed_for_staff: Mapped[bytes | None] = mapped_column(LargeBinary)
+    author: Mapped[str | None] = mapped_column(String(64))
+
+    report: Mapped[Report] = relationship(back_populates="tipster_messages")
+
+
+class FollowUpAttempt(Base):
+    """One code lookup by a sender (pseudonym HMAC), for the hourly limit; purged after an hour.
+    Deliberately not linked to any report."""
+
+    __tablename__ = "follow_up_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sender_ref: Mapped[str] = mapped_column(String(64), index=True)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class Notification(Base):
+    """A staff alert about an urgent report on one channel ("email", "telegram"). The error
+    is short and never holds report text or secrets."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    report_id: Mapped[str] = _report_fk()
+    channel: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(10), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(500))
+
+    report: Mapped[Report] = relationship(back_populates="notifications")
