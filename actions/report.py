@@ -42,7 +42,10 @@ ALL_SLOTS = (
     "report_confirm",
     "report_cancelled",
 )
-MAX_WHAT_CHARS = 16_000  # all "what happened" messages together
+# All "what happened" messages together, and each short answer: the sealed report stays
+# under reports.service.MAX_SEALED_BYTES even in 4-byte characters (emoji).
+MAX_WHAT_CHARS = 12_000
+MAX_SHORT_ANSWER_CHARS = 500
 
 
 def latest_text(tracker: Tracker) -> str:
@@ -132,19 +135,19 @@ class ValidateReportForm(FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         text, decided = self._free_text("report_place", dispatcher, tracker)
-        return decided or {"report_place": text}
+        return decided or {"report_place": text[:MAX_SHORT_ANSWER_CHARS]}
 
     async def validate_report_when(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         text, decided = self._free_text("report_when", dispatcher, tracker)
-        return decided or {"report_when": text}
+        return decided or {"report_when": text[:MAX_SHORT_ANSWER_CHARS]}
 
     async def validate_report_people(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         text, decided = self._free_text("report_people", dispatcher, tracker)
-        return decided or {"report_people": text}
+        return decided or {"report_people": text[:MAX_SHORT_ANSWER_CHARS]}
 
     def _yes_no(self, slot: str, dispatcher: CollectingDispatcher, tracker: Tracker) -> dict[str, Any]:
         common = self._common(slot, dispatcher, tracker)
