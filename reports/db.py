@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from reports.config import ROOT, load_settings
+from reports.models import Base
 
 ALEMBIC_INI = ROOT / "alembic.ini"
 MIGRATIONS = ROOT / "reports" / "migrations"
@@ -95,3 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def include_object(obj: object, name: str | None, type_: str, reflected: bool, compare_to: object) -> bool:
+    """Alembic's filter: only our tables. In production Rasa's tracker store (`events`) may
+    share the database, and autogenerate must never propose to drop it."""
+    return not (type_ == "table" and reflected and compare_to is None and name not in Base.metadata.tables)

@@ -256,3 +256,11 @@ def test_a_normal_report_sends_no_notification(conversation: Conversation, mailb
     answers = ("honduras", "saltar", "hace un año", "saltar", "no", "8", "no", "no")
     file_by_chat(conversation, "Hace tiempo vi un anuncio de trabajo raro", answers=answers)
     assert mailbox.messages[before_mail:] == []
+
+
+def test_empty_and_control_characters_inside_the_form_are_asked_again(conversation: Conversation) -> None:
+    conversation.say("quiero denunciar")
+    for text in ("", "   ", "\u0000\u0007"):
+        replies = conversation.say(text)
+        assert replies and "1/9" in replies[-1], (text, replies)  # the question again, politely
+    assert "¿Algo más?" in conversation.say("Los encierran en una bodega")[-1]

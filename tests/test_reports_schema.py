@@ -16,7 +16,7 @@ from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import StatementError
 
 from hotline.paths import ROOT
-from reports.db import alembic_config, make_engine, normalize_url, transaction, upgrade
+from reports.db import alembic_config, include_object, make_engine, normalize_url, transaction, upgrade
 from reports.models import Base, FollowUpAttempt
 
 
@@ -27,6 +27,17 @@ def test_migrations_build_exactly_the_models(engine: Engine) -> None:
     assert differences == []
     tables = set(inspect(engine).get_table_names())
     assert set(Base.metadata.tables) <= tables and "alembic_version" in tables
+
+
+def test_rasa_tracker_table_in_the_same_database_is_left_alone(engine: Engine) -> None:
+    """Production may keep Rasa's tracker store (`events`) in the reports database."""
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE events (id INTEGER PRIMARY KEY, sender_id VARCHAR(255), data TEXT)"))
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True, "include_object": include_object})
+        assert compare_metadata(context, Base.metadata) == []
+        unfiltered = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert any(diff[0] == "remove_table" for diff in compare_metadata(unfiltered, Base.metadata))
 
 
 def test_foreign_keys_cascade_and_follow_the_naming_convention(engine: Engine) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from alembic import context
 
 from reports.config import load_settings
-from reports.db import make_engine, normalize_url
+from reports.db import include_object, make_engine, normalize_url
 from reports.models import Base
 
 config = context.config
@@ -20,7 +20,11 @@ def _url() -> str:
 def run_offline() -> None:
     url = _url()
     context.configure(
-        url=url, target_metadata=target_metadata, literal_binds=True, render_as_batch=url.startswith("sqlite")
+        url=url,
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=url.startswith("sqlite"),
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -35,6 +39,7 @@ def run_online() -> None:
                 target_metadata=target_metadata,
                 render_as_batch=connection.dialect.name == "sqlite",
                 compare_type=True,
+                include_object=include_object,
             )
             with context.begin_transaction():
                 context.run_migrations()
