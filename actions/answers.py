@@ -5,6 +5,7 @@ content/report_form.yml so they can be reviewed without reading Python."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -47,8 +48,10 @@ class Clipped:
 
 
 def clip(text: str, limit: int | None = None) -> Clipped:
-    """Keep what fits in one message's limit; the caller tells the person."""
+    """The message without control characters (NUL, bell... a phone never means them),
+    cut to one message's limit; the caller tells the person when it was cut."""
     limit = limit or message_limit()
+    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc").strip()
     return Clipped(text[:limit], len(text) > limit)
 
 

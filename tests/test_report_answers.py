@@ -68,6 +68,7 @@ def test_clip_keeps_what_fits_and_says_so() -> None:
     clipped = answers.clip("a" * (limit + 10))
     assert clipped.clipped and len(clipped.text) == limit
     assert answers.clip("hola") == answers.Clipped("hola", False)
+    assert answers.clip("\x00ho\x07la\n😀 ") == answers.Clipped("hola\n😀", False)
 
 
 def test_every_kind_has_a_label_and_distinct_option() -> None:
