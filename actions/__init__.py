@@ -7,10 +7,17 @@ from actions.follow_up import (
     ActionAskFollowupAddition,
     ActionFollowUpDone,
     ActionKeepFollowupText,
+    ActionStartFollowUp,
     ValidateFollowUpForm,
 )
 from actions.job_offer import ActionJobOfferVerdict
-from actions.report import ActionAskReportConfirm, ActionKeepReportText, ActionSubmitReport, ValidateReportForm
+from actions.report import (
+    ActionAskReportConfirm,
+    ActionKeepReportText,
+    ActionStartReport,
+    ActionSubmitReport,
+    ValidateReportForm,
+)
 
 __all__ = [
     "ActionAskFollowupAddition",
@@ -20,6 +27,8 @@ __all__ = [
     "ActionJobOfferVerdict",
     "ActionKeepFollowupText",
     "ActionKeepReportText",
+    "ActionStartFollowUp",
+    "ActionStartReport",
     "ActionSubmitReport",
     "ValidateFollowUpForm",
     "ValidateReportForm",

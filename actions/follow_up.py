@@ -66,6 +66,19 @@ def save_addition(report_id: str, text: str) -> None:
         add_information(session, report_id, text, keys())
 
 
+class ActionStartFollowUp(Action):
+    """A follow-up starts from the code: a report opened in an earlier, unfinished
+    follow-up must not be reachable again without it. A code in this message is kept."""
+
+    def name(self) -> str:
+        return "action_start_follow_up"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        has_code = any(e.get("entity") == "report_code" for e in tracker.latest_message.get("entities", []))
+        stale = [slot for slot in SLOTS if tracker.get_slot(slot) is not None]
+        return [SlotSet(slot, None) for slot in stale if not (slot == "report_code" and has_code)]
+
+
 class ValidateFollowUpForm(FormValidationAction):
     def name(self) -> str:
         return "validate_follow_up_form"

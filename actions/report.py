@@ -62,6 +62,17 @@ def join_text(before: str | None, added: str) -> str:
     return f"{kept}\n{added}".strip()[:MAX_WHAT_CHARS]
 
 
+class ActionStartReport(Action):
+    """A new report starts empty: answers of a report left halfway in an earlier session
+    (Rasa carries slots over sessions) must not fill this one."""
+
+    def name(self) -> str:
+        return "action_start_report"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        return [SlotSet(slot, None) for slot in ALL_SLOTS if tracker.get_slot(slot) is not None]
+
+
 class ValidateReportForm(FormValidationAction):
     """Every answer is free text; the common words (SALTAR, CANCELAR, MENU) mean the same
     at every question, so the person learns them once."""

@@ -264,3 +264,29 @@ def test_empty_and_control_characters_inside_the_form_are_asked_again(conversati
         replies = conversation.say(text)
         assert replies and "1/9" in replies[-1], (text, replies)  # the question again, politely
     assert "¿Algo más?" in conversation.say("Los encierran en una bodega")[-1]
+
+
+def abandon_form(conversation: Conversation) -> None:
+    """What a session expiry does to a form left halfway: the form closes, its slots stay
+    (Rasa carries slots over sessions)."""
+    url = f"{conversation.stack.rasa_url}/conversations/{conversation.sender}/tracker/events"
+    response = conversation.client.post(url, json=[{"event": "active_loop", "name": None}])
+    assert response.status_code == 200, response.text
+
+
+def test_a_report_left_halfway_does_not_fill_the_next_one(conversation: Conversation) -> None:
+    conversation.say("quiero denunciar")
+    conversation.say("Un texto de un borrador abandonado")
+    conversation.say("listo")
+    conversation.say("mexico")
+    abandon_form(conversation)
+    started = conversation.say("quiero denunciar")
+    assert "1/9" in started[-1], started  # from the first question, not from the old draft
+
+
+def test_a_follow_up_left_halfway_needs_the_code_again(conversation: Conversation, stack: Stack) -> None:
+    code, _ = file_by_chat(Conversation(conversation.client, stack, conversation.sender + "-filer"), "Algo que vi")
+    assert any("RECIBIDA" in r for r in conversation.say(f"seguimiento {code}"))
+    abandon_form(conversation)
+    again = conversation.say("quiero ver mi denuncia")
+    assert "TRT-XXXX-XXXX-X" in again[-1], again  # asks for the code, no report opened
