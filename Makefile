@@ -8,6 +8,7 @@ export RASA_TELEMETRY_ENABLED := false
 export PYTHONPATH := $(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
+export PTB_TIMEDELTA := true
 
 RASA_VENV := .venv-rasa
 APP_VENV := .venv
@@ -19,7 +20,7 @@ RASA_DOMAIN := build/domain
 CONTENT_FILES := $(shell find content -name '*.yml') domain.yml $(wildcard hotline/*.py)
 TRAIN_INPUTS := $(shell find nlu_data bot -name '*.yml') config.yml $(CONTENT_FILES) $(wildcard rasa_plugins/*.py)
 
-.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit bench bench-nlu bench-latency bench-reports clean postgres keys purge
+.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit bench bench-nlu bench-latency bench-reports bench-gateway telegram-webhook clean postgres keys purge
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -57,7 +58,7 @@ $(MODEL): $(TRAIN_INPUTS) build/.content $(RASA_VENV)/.installed
 
 model: $(MODEL) ## Train the model if data, domain or config changed
 
-run: setup $(MODEL) ## Start the hotline locally (Rasa :5005, actions :5055) and chat in the terminal
+run: setup $(MODEL) ## Start the hotline locally (Rasa :5005, actions :5055, gateway :8000) and chat in the terminal
 	$(PY) -m scripts.run
 
 audit: $(APP_VENV)/.installed ## List facts that are not verified or whose check is old
@@ -71,6 +72,9 @@ keys: $(APP_VENV)/.installed ## Create the report keyring in keys/ (HOTLINE_KEYS
 
 purge: $(APP_VENV)/.installed ## Delete closed reports and conversations past their retention period
 	$(PY) -m reports.jobs purge
+
+telegram-webhook: $(APP_VENV)/.installed ## Register the Telegram webhook (HOTLINE_PUBLIC_URL, TELEGRAM_BOT_TOKEN, TELEGRAM_WEBHOOK_SECRET)
+	$(PY) -m channels.telegram set-webhook
 
 lint: $(APP_VENV)/.installed ## ruff (lint and format check) and mypy
 	$(APP_VENV)/bin/ruff check .
@@ -98,7 +102,10 @@ bench-latency: setup $(MODEL) ## REST latency and throughput, memory, start-up t
 bench-reports: setup postgres ## Filing a report under 20 concurrent tipsters, SQLite vs PostgreSQL
 	$(PY) -m bench.reports
 
-bench: bench-nlu bench-latency bench-reports ## All benchmarks (writes bench/RESULTS.md)
+bench-gateway: setup $(MODEL) ## The gateway's overhead against Rasa's REST webhook, 20 and 50 senders
+	$(PY) -m bench.gateway
+
+bench: bench-nlu bench-latency bench-reports bench-gateway ## All benchmarks (writes bench/RESULTS.md)
 
 clean: ## Remove build output (keeps environments and models)
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

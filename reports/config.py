@@ -41,6 +41,7 @@ class Settings:
     code_salt: str | None = field(default=None, repr=False)
     sender_key: str | None = field(default=None, repr=False)
     tracker_key: str | None = field(default=None, repr=False)
+    gateway_key: str | None = field(default=None, repr=False)
 
     @property
     def email_configured(self) -> bool:
@@ -106,4 +107,5 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         code_salt=_text(env, "HOTLINE_CODE_SALT"),
         sender_key=_text(env, "HOTLINE_SENDER_KEY"),
         tracker_key=_text(env, "HOTLINE_TRACKER_KEY"),
+        gateway_key=_text(env, "HOTLINE_GATEWAY_KEY"),
     )

@@ -34,6 +34,7 @@ PRIVATE_FILE = "reports.key"
 SALT_FILE = "code.salt"
 SENDER_FILE = "sender.key"
 TRACKER_FILE = "tracker.key"
+GATEWAY_FILE = "gateway.key"  # the channel gateway's: sender pseudonyms (HMAC) and its pending-message box
 CODE_SALT_BYTES = 16
 NEW_SUFFIX = ".new"  # a rotation's key pair before the database is re-sealed to it
 
@@ -90,6 +91,11 @@ def load_private_key(settings: Settings) -> PrivateKey:
     return private
 
 
+def load_gateway_key(settings: Settings) -> bytes:
+    """The channel gateway's 32-byte key: pseudonyms and pending messages."""
+    return _read(settings, GATEWAY_FILE, settings.gateway_key, crypto.KEY_BYTES, crypto.KEY_BYTES)
+
+
 def load_tracker_key(settings: Settings) -> bytes:
     """The 32-byte AES-GCM key of the Rasa tracker store's encryption."""
     return _read(settings, TRACKER_FILE, settings.tracker_key, crypto.KEY_BYTES, crypto.KEY_BYTES)
@@ -121,7 +127,13 @@ def init_keyring(directory: Path) -> list[str]:
         key = PrivateKey(crypto.b64decode(private.read_text(encoding="ascii"), str(private)))
         _write_new(public, bytes(key.public_key), 0o644)
         created.append(PUBLIC_FILE)
-    for name, size in ((SALT_FILE, CODE_SALT_BYTES), (SENDER_FILE, crypto.KEY_BYTES), (TRACKER_FILE, crypto.KEY_BYTES)):
+    secrets = (
+        (SALT_FILE, CODE_SALT_BYTES),
+        (SENDER_FILE, crypto.KEY_BYTES),
+        (TRACKER_FILE, crypto.KEY_BYTES),
+        (GATEWAY_FILE, crypto.KEY_BYTES),
+    )
+    for name, size in secrets:
         if not (directory / name).exists():
             _write_new(directory / name, crypto.random_secret(size), 0o600)
             created.append(name)

@@ -189,3 +189,53 @@ class Notification(Base):
     error: Mapped[str | None] = mapped_column(String(500))
 
     report: Mapped[Report] = relationship(back_populates="notifications")
+
+
+# -- Gateway state (channels/): what the channel gateway must remember between requests.
+# Senders appear only as pseudonyms (keyed HMAC made at the channel edge); an address is
+# kept only inside a pending message, sealed with the gateway's own key, until answered.
+
+
+class Delivery(Base):
+    """A provider delivery already processed (Twilio MessageSid, Telegram update_id), as a
+    hash: the same delivery twice is processed once. Purged after a week."""
+
+    __tablename__ = "channel_deliveries"
+
+    delivery_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class PendingMessage(Base):
+    """A message the assistant could not take (Rasa down or slow): kept sealed with the
+    gateway key (text and reply address) and processed, in order, when Rasa is back."""
+
+    __tablename__ = "channel_pending_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pseudonym: Mapped[str] = mapped_column(String(64), index=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class OptOut(Base):
+    """A sender who wrote STOP/BAJA: nothing is sent to them until they write ALTA."""
+
+    __tablename__ = "channel_opt_outs"
+
+    pseudonym: Mapped[str] = mapped_column(String(64), primary_key=True)
+    opted_out_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ChannelMessage(Base):
+    """Ids of messages in a Telegram chat (the bot's and the person's), so /borrar can
+    delete them from the phone while the Bot API allows it (48 hours). Purged after that."""
+
+    __tablename__ = "channel_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pseudonym: Mapped[str] = mapped_column(String(64), index=True)
+    message_id: Mapped[str] = mapped_column(String(32))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

@@ -35,7 +35,7 @@ def schedule_purge(stack: Stack, stop: threading.Event) -> threading.Thread:
 
 def main() -> int:
     log_dir = ROOT / "build" / "logs"
-    print("==> Starting the Rasa server and the action server (about 20-40 s)...")
+    print("==> Starting the Rasa server, the action server and the channel gateway (about 20-40 s)...")
     started = time.monotonic()
     stop = threading.Event()
     try:
@@ -47,8 +47,12 @@ def main() -> int:
             print(f"    Conversations (encrypted)  {stack.tracker_url}")
             print(f"    Reports (sealed)           {stack.database_url}   keys: {stack.keys_dir}")
             print(f"    Retention purge            hourly, log: {log_dir / 'purge.log'}")
-            print(f"    REST webhook               {stack.webhook}")
-            return terminal.main(["--url", stack.webhook])
+            print(f"    Channel gateway            {stack.gateway_url}   logs: {log_dir / 'gateway.log'}")
+            print("      webhooks                 /webhooks/twilio/sms  /webhooks/twilio/whatsapp  /webhooks/telegram")
+            print(f"    Phone simulator (browser)  {stack.gateway_url}/simulator")
+            print(f"    Rasa REST webhook          {stack.webhook}")
+            print("    This chat goes through the gateway, as an SMS from a made-up number.")
+            return terminal.main(["--url", f"{stack.gateway_url}/simulator/messages", "--sender", "+50255550000"])
     except KeyboardInterrupt:
         return 0
     finally:

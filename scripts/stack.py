@@ -1,5 +1,5 @@
-"""Start and stop the local hotline: the Rasa server (its own Python 3.10 environment) and
-the action server (this environment), with their keys and databases ready (keyring
+"""Start and stop the local hotline: the Rasa server (its own Python 3.10 environment), the
+action server and the channel gateway (this environment), with their keys and databases ready (keyring
 created if missing, reports database migrated). Used by `make run`, the end-to-end tests
 and the benchmarks, so all three run the same thing."""
 
@@ -28,6 +28,7 @@ STARTUP_TIMEOUT_SECONDS = 180.0
 class Stack:
     rasa_url: str
     actions_url: str
+    gateway_url: str
     log_dir: Path
     tracker_url: str  # SQLAlchemy URL of Rasa's tracker store
     database_url: str  # SQLAlchemy URL of the reports database
@@ -77,7 +78,11 @@ def _environment(stack: Stack) -> dict[str, str]:
         HOTLINE_TRACKER_KEY=(stack.keys_dir / "tracker.key").read_text().strip(),
         HOTLINE_DATABASE_URL=stack.database_url,
         HOTLINE_KEYS_DIR=str(stack.keys_dir),
+        HOTLINE_RASA_URLS=stack.rasa_url,
+        HOTLINE_GATEWAY_PORT=stack.gateway_url.rsplit(":", 1)[1],
+        PTB_TIMEDELTA="true",  # python-telegram-bot 22: durations as timedelta, without a deprecation warning
     )
+    env.setdefault("HOTLINE_PUBLIC_URL", stack.gateway_url)
     return env
 
 
@@ -98,7 +103,11 @@ def spawn(name: str, command: list[str], env: dict[str, str], log_dir: Path) -> 
 def _wait_until_ready(stack: Stack, timeout: float) -> None:
     """Ready when the action server answers and the Rasa server has loaded the model."""
     deadline = time.monotonic() + timeout
-    checks = {"actions": f"{stack.actions_url}/health", "rasa": f"{stack.rasa_url}/status"}
+    checks = {
+        "actions": f"{stack.actions_url}/health",
+        "rasa": f"{stack.rasa_url}/status",
+        "gateway": f"{stack.gateway_url}/health",
+    }
     with httpx.Client(timeout=2.0) as client:
         while checks:
             for name, url in list(checks.items()):
@@ -135,6 +144,7 @@ def running_stack(
     log_dir: Path,
     rasa_port: int = 5005,
     actions_port: int = 5055,
+    gateway_port: int = 8000,
     tracker_url: str | None = None,
     database_url: str | None = None,
     keys_dir: Path | None = None,
@@ -149,17 +159,19 @@ def running_stack(
     stack = Stack(
         rasa_url=f"http://127.0.0.1:{rasa_port}",
         actions_url=f"http://127.0.0.1:{actions_port}",
+        gateway_url=f"http://127.0.0.1:{gateway_port}",
         log_dir=log_dir,
         tracker_url=tracker_url or os.environ.get("HOTLINE_TRACKER_URL") or sqlite_url(ROOT / "rasa.db"),
         database_url=database_url or os.environ.get("HOTLINE_DATABASE_URL") or sqlite_url(ROOT / "hotline.db"),
         keys_dir=keys_dir or Path(os.environ.get("HOTLINE_KEYS_DIR") or ROOT / "keys"),
     )
-    for port in (rasa_port, actions_port):
+    for port in (rasa_port, actions_port, gateway_port):
         ensure_port_free(port)
     prepare_keys_and_database(stack.keys_dir, stack.database_url)
     env = {**_environment(stack), **(extra_env or {})}
     try:
         stack.processes["actions"] = spawn("actions", action_server_command(actions_port), env, log_dir)
+        stack.processes["gateway"] = spawn("gateway", [sys.executable, "-m", "channels.app"], env, log_dir)
         stack.processes["rasa"] = spawn(
             "rasa",
             [

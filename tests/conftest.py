@@ -14,10 +14,15 @@ from aiosmtpd.smtp import Envelope
 
 from scripts.stack import MODEL, RASA, Stack, running_stack, sqlite_url
 from tests.db_fixtures import database_url, engine, keyring, keys_dir  # noqa: F401  (fixtures)
+from tests.fake_telegram import FakeTelegram
+from tests.fake_twilio import ACCOUNT_SID as TWILIO_ACCOUNT_SID
+from tests.fake_twilio import AUTH_TOKEN as TWILIO_AUTH_TOKEN
+from tests.fake_twilio import FakeTwilio
 
 # Ports apart from `make run`'s 5005/5055, so tests can run beside a local hotline.
 TEST_RASA_PORT = 5105
 TEST_ACTIONS_PORT = 5155
+TEST_GATEWAY_PORT = 8105
 
 
 @pytest.fixture(autouse=True)
@@ -56,8 +61,45 @@ def mailbox() -> Iterator[Mailbox]:
         controller.stop()
 
 
+TELEGRAM_TOKEN = "123456789:TEST-token-for-the-fake-bot-api"
+TELEGRAM_SECRET = "test-webhook-secret-0123456789"
+
+
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, mailbox: Mailbox) -> Iterator[Stack]:
+def fake_twilio() -> Iterator[FakeTwilio]:
+    """Twilio's REST API, faked by a real local HTTP server (outside our walls)."""
+    fake = FakeTwilio()
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.down()
+
+
+@pytest.fixture(scope="session")
+def fake_telegram() -> Iterator[FakeTelegram]:
+    """Telegram's Bot API, faked by a real local HTTP server (outside our walls)."""
+    with FakeTelegram(TELEGRAM_TOKEN) as fake:
+        yield fake
+
+
+def channel_credentials(fake_twilio: FakeTwilio, fake_telegram: FakeTelegram) -> dict[str, str]:
+    return {
+        "TWILIO_ACCOUNT_SID": TWILIO_ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": TWILIO_AUTH_TOKEN,
+        "TWILIO_SMS_FROM": "+15005550006",
+        "TWILIO_WHATSAPP_FROM": "whatsapp:+14155238886",
+        "HOTLINE_TWILIO_API_URL": fake_twilio.url,
+        "TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN,
+        "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET,
+        "HOTLINE_TELEGRAM_API_URL": fake_telegram.url,
+    }
+
+
+@pytest.fixture(scope="session")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, mailbox: Mailbox, fake_twilio: FakeTwilio, fake_telegram: FakeTelegram
+) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("stack")
     smtp = {
         "HOTLINE_SMTP_HOST": "127.0.0.1",
@@ -68,10 +110,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory, mailbox: Mailbox) -> Iterato
         work / "logs",
         TEST_RASA_PORT,
         TEST_ACTIONS_PORT,
+        TEST_GATEWAY_PORT,
         tracker_url=sqlite_url(work / "tracker.db"),
         database_url=sqlite_url(work / "reports.db"),
         keys_dir=work / "keys",
-        extra_env={**smtp, "HOTLINE_SMTP_PORT": str(mailbox.port)},
+        extra_env={
+            **smtp,
+            "HOTLINE_SMTP_PORT": str(mailbox.port),
+            **channel_credentials(fake_twilio, fake_telegram),
+            "HOTLINE_PUBLIC_URL": f"http://127.0.0.1:{TEST_GATEWAY_PORT}",  # what the signatures are computed for
+        },
     ) as running:
         yield running
 

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.rasa
 
 PG_RASA_PORT = 5106
 PG_ACTIONS_PORT = 5156
+PG_GATEWAY_PORT = 8106
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,7 @@ def pg_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             work / "logs",
             PG_RASA_PORT,
             PG_ACTIONS_PORT,
+            PG_GATEWAY_PORT,
             tracker_url=tracker_url,
             database_url=database_url,
             keys_dir=work / "keys",

@@ -27,7 +27,7 @@ from reports.keys import (
 )
 from tests.db_fixtures import Keyring, settings_for
 
-SECRET_FILES = ("reports.key", "code.salt", "sender.key", "tracker.key")
+SECRET_FILES = ("reports.key", "code.salt", "sender.key", "tracker.key", "gateway.key")
 
 
 def test_seal_opens_only_with_its_private_key(keyring: Keyring) -> None:
@@ -92,7 +92,9 @@ def test_sender_ref_is_a_keyed_hmac() -> None:
 def test_init_creates_the_keyring_with_private_files_and_never_overwrites(tmp_path: Path) -> None:
     directory = tmp_path / "keys"
     created = init_keyring(directory)
-    assert sorted(created) == sorted([PRIVATE_FILE, PUBLIC_FILE, "code.salt", "sender.key", "tracker.key"])
+    assert sorted(created) == sorted(
+        [PRIVATE_FILE, PUBLIC_FILE, "code.salt", "sender.key", "tracker.key", "gateway.key"]
+    )
     before = {p.name: p.read_bytes() for p in directory.iterdir()}
     for name in SECRET_FILES:
         assert stat.S_IMODE((directory / name).stat().st_mode) == 0o600, name

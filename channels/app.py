@@ -1,0 +1,158 @@
+"""The channel gateway: one ASGI app (uvicorn) with a webhook per channel, the phone
+simulator for local use, and a health check. `python -m channels.app` serves it on
+127.0.0.1:8000 (HOTLINE_GATEWAY_HOST / HOTLINE_GATEWAY_PORT).
+
+Answers: 403 for a forged or missing signature (nothing processed), 400 for a malformed
+request, 413 for a body over 64 kB, 200 for what we ignore; a 500 only for our own bugs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from channels.base import BadRequest, ChannelAdapter, InboundMessage, InvalidSignature, Reply, SendError
+from channels.config import GatewaySettings, load_gateway_settings
+from channels.core import Gateway, build_gateway
+
+logger = logging.getLogger("channels.app")
+
+MAX_BODY_BYTES = 64 * 1024
+DRAIN_EVERY_SECONDS = 10.0
+PURGE_EVERY_SECONDS = 3600.0
+STATIC = Path(__file__).resolve().parent / "static"
+# Channels whose webhook answer carries the replies (TwiML); the others send them via their API.
+ANSWER_IN_WEBHOOK = {"sms", "whatsapp", "simulator"}
+
+
+async def read_body(request: Request) -> bytes:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise ValueError("body too large")
+    return body
+
+
+def webhook(channel: str) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        gateway: Gateway = request.app.state.gateway
+        adapter: ChannelAdapter = gateway.adapters[channel]
+        try:
+            body = await read_body(request)
+        except ValueError:
+            return PlainTextResponse("body too large", status_code=413)
+        try:
+            await adapter.verify(request, body)
+        except InvalidSignature:
+            logger.warning("rejected: invalid signature channel=%s", channel)
+            return PlainTextResponse("forbidden", status_code=403)
+        try:
+            inbound = await adapter.parse_inbound(request, body)
+        except BadRequest as error:
+            logger.info("bad request channel=%s: %s", channel, error.code)
+            return PlainTextResponse("bad request", status_code=400)
+        if not inbound:
+            return adapter.render(None, [])
+        message = inbound[0]
+        replies = [reply for m in inbound for reply in await gateway.handle(m)]
+        if channel in ANSWER_IN_WEBHOOK:
+            return adapter.render(message, replies)
+        return adapter_answer_then_send(gateway, adapter, message, replies)
+
+    return endpoint
+
+
+def adapter_answer_then_send(
+    gateway: Gateway, adapter: ChannelAdapter, message: InboundMessage, replies: list[Reply]
+) -> Response:
+    """Answer the webhook at once; send the replies through the channel's API after."""
+    response = adapter.render(message, [])
+
+    async def send() -> None:
+        if not replies:
+            return
+        try:
+            await gateway.deliver(message, replies)
+        except SendError as error:
+            logger.warning("replies not sent channel=%s: %s", message.channel, error.code)
+
+    response.background = BackgroundTask(send)
+    return response
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def simulator_page(request: Request) -> Response:
+    from channels.simulator import simulator_enabled
+
+    if not simulator_enabled():
+        return PlainTextResponse("not found", status_code=404)
+    return FileResponse(STATIC / "simulator.html", media_type="text/html; charset=utf-8")
+
+
+async def background_work(gateway: Gateway) -> None:
+    """Answer kept messages when Rasa is back; forget old deliveries every hour."""
+    since_purge = PURGE_EVERY_SECONDS
+    while True:
+        try:
+            await gateway.drain_pending()
+            if since_purge >= PURGE_EVERY_SECONDS:
+                await asyncio.to_thread(gateway.purge)
+                since_purge = 0.0
+        except Exception:
+            logger.exception("background work failed")
+        await asyncio.sleep(DRAIN_EVERY_SECONDS)
+        since_purge += DRAIN_EVERY_SECONDS
+
+
+def create_app(settings: GatewaySettings | None = None, gateway: Gateway | None = None) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.gateway = gateway or build_gateway(settings or load_gateway_settings())
+        worker = asyncio.create_task(background_work(app.state.gateway))
+        try:
+            yield
+        finally:
+            worker.cancel()
+            await app.state.gateway.http.aclose()
+            for adapter in app.state.gateway.adapters.values():
+                close = getattr(adapter, "aclose", None)
+                if close is not None:
+                    await close()
+
+    routes = [
+        Route("/webhooks/twilio/sms", webhook("sms"), methods=["POST"]),
+        Route("/webhooks/twilio/whatsapp", webhook("whatsapp"), methods=["POST"]),
+        Route("/webhooks/telegram", webhook("telegram"), methods=["POST"]),
+        Route("/simulator/messages", webhook("simulator"), methods=["POST"]),
+        Route("/simulator", simulator_page, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("httpx", "httpcore", "telegram", "twilio.http_client"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)  # their URLs and bodies carry tokens and numbers
+    host = os.environ.get("HOTLINE_GATEWAY_HOST", "127.0.0.1")
+    port = int(os.environ.get("HOTLINE_GATEWAY_PORT", "8000"))
+    uvicorn.run(create_app(), host=host, port=port, access_log=False, proxy_headers=False, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""The gateway's settings, read once at start-up from the environment (HOTLINE_ prefix,
+channel credentials under their vendors' usual names). Secrets never appear in a repr."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reports.config import ROOT
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    public_url: str  # HOTLINE_PUBLIC_URL: what Twilio and Telegram call (signatures are checked against it)
+    rasa_urls: tuple[str, ...]  # HOTLINE_RASA_URLS: one or more Rasa servers; a sender always goes to the same one
+    database_url: str
+    keys_dir: Path
+    rasa_timeout_seconds: float = 8.0  # Twilio gives a webhook 15 s; the person must get an answer
+    messages_per_minute: int = 20  # per sender; emergencies always pass
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    twilio_sms_from: str | None = None  # TWILIO_SMS_FROM: the hotline's SMS number (or a Messaging Service SID)
+    twilio_whatsapp_from: str | None = None  # TWILIO_WHATSAPP_FROM: "whatsapp:+1..."
+    twilio_api_url: str = "https://api.twilio.com"  # tests point it at a local fake
+    telegram_bot_token: str | None = field(default=None, repr=False)
+    telegram_webhook_secret: str | None = field(default=None, repr=False)
+    telegram_api_url: str = "https://api.telegram.org"  # tests point it at a local fake
+
+
+def _text(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def load_gateway_settings(env: Mapping[str, str] = os.environ) -> GatewaySettings:
+    rasa_urls = tuple(u.strip().rstrip("/") for u in env.get("HOTLINE_RASA_URLS", "").split(",") if u.strip())
+    return GatewaySettings(
+        public_url=(_text(env, "HOTLINE_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+        rasa_urls=rasa_urls or ("http://127.0.0.1:5005",),
+        database_url=_text(env, "HOTLINE_DATABASE_URL") or f"sqlite:///{ROOT / 'hotline.db'}",
+        keys_dir=Path(_text(env, "HOTLINE_KEYS_DIR") or ROOT / "keys"),
+        rasa_timeout_seconds=float(env.get("HOTLINE_RASA_TIMEOUT_SECONDS", "8")),
+        messages_per_minute=int(env.get("HOTLINE_MESSAGES_PER_MINUTE", "20")),
+        twilio_account_sid=_text(env, "TWILIO_ACCOUNT_SID"),
+        twilio_auth_token=_text(env, "TWILIO_AUTH_TOKEN"),
+        twilio_sms_from=_text(env, "TWILIO_SMS_FROM"),
+        twilio_whatsapp_from=_text(env, "TWILIO_WHATSAPP_FROM"),
+        twilio_api_url=(_text(env, "HOTLINE_TWILIO_API_URL") or "https://api.twilio.com").rstrip("/"),
+        telegram_bot_token=_text(env, "TELEGRAM_BOT_TOKEN"),
+        telegram_webhook_secret=_text(env, "TELEGRAM_WEBHOOK_SECRET"),
+        telegram_api_url=(_text(env, "HOTLINE_TELEGRAM_API_URL") or "https://api.telegram.org").rstrip("/"),
+    )

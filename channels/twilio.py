@@ -1,0 +1,338 @@
+"""Twilio SMS and WhatsApp: one module, two channels that differ only by the address prefix
+("whatsapp:+502...") and by rendering (SMS folded to GSM-7 and cut in parts of two segments;
+WhatsApp as written). The webhook answer carries the replies as TwiML; `send` uses Twilio's
+REST API for late answers. Addresses and texts are never logged, only message SIDs.
+
+Behind a reverse proxy: Twilio signs the URL it calls, which is the public one. The signature
+is checked against settings.public_url + the request's path and query string, never against
+the URL uvicorn sees (http://127.0.0.1:8000/...). The proxy must keep the path as Twilio sent
+it; a proxy that strips a prefix needs that prefix in HOTLINE_PUBLIC_URL
+(https://example.org/hotline when it forwards /hotline/webhooks/... as /webhooks/...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+import requests
+from starlette.requests import Request
+from starlette.responses import Response
+from twilio.base.exceptions import TwilioException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
+from twilio.twiml.messaging_response import MessagingResponse
+
+from channels.base import (
+    BadRequest,
+    ConfigError,
+    ConnectionFailed,
+    ContactStopped,
+    InboundMessage,
+    InvalidSignature,
+    Media,
+    ProviderRejected,
+    Reply,
+    SendError,
+    SendResult,
+    Throttled,
+)
+from channels.config import GatewaySettings
+from channels.sms_split import TWILIO_MAX_CHARS, split_sms, split_text
+from hotline.sms import to_gsm7
+
+logger = logging.getLogger("channels.twilio")
+
+SMS = "sms"
+WHATSAPP = "whatsapp"
+WHATSAPP_PREFIX = "whatsapp:"
+ADDRESS_PREFIXES: Mapping[str, str] = {SMS: "", WHATSAPP: WHATSAPP_PREFIX}  # channel -> prefix of its addresses
+WEBHOOK_PATHS: Mapping[str, str] = {SMS: "/webhooks/twilio/sms", WHATSAPP: "/webhooks/twilio/whatsapp"}
+
+TWILIO_API_URL = "https://api.twilio.com"
+SIGNATURE_HEADER = "x-twilio-signature"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+MAX_BODY_BYTES = 64 * 1024  # the app limits bodies already; a second guard here
+MAX_FORM_FIELDS = 200
+MAX_MEDIA = 10  # Twilio delivers at most 10 media per message
+MAX_ID_CHARS = 64
+SEND_TIMEOUT_SECONDS = 10.0
+
+# https://www.twilio.com/docs/messaging/api/message-resource#message-status-values: a person's
+# message arrives "received"; any other status (sent, delivered, failed, undelivered, read...)
+# is a status callback about a message we sent.
+INBOUND_STATUSES = frozenset({"received", "receiving"})
+# 21610: the person texted STOP (unsubscribed recipient). 63014: the person blocked the sender
+# (WhatsApp). Both: never send again. Not 63016 (outside WhatsApp's 24-hour window): the person
+# did not opt out, a template or their next message reopens the window -> ProviderRejected.
+STOPPED_CODES = frozenset({21610, 63014})
+THROTTLED_CODES = frozenset({20429, 63018})  # too many requests; channel rate limit exceeded
+AUTH_FAILED_CODE = 20003
+
+# Twilio's library would read TWILIO_EDGE / TWILIO_REGION from os.environ and change the API
+# host; the host is HOTLINE_TWILIO_API_URL only (tests must never reach the real API).
+_NO_ENVIRONMENT: Mapping[str, str] = {"TWILIO_EDGE": "", "TWILIO_REGION": ""}
+_PHONE_LIKE = re.compile(r"\+?\d[\d\s().-]{4,}\d")
+
+
+@dataclass(frozen=True)
+class _Sender:
+    """How the hotline sends on this channel: a number (from_) or a Messaging Service SID."""
+
+    account_sid: str
+    auth_token: str
+    from_: str | None
+    messaging_service_sid: str | None
+
+
+class _ApiHttpClient(TwilioHttpClient):  # type: ignore[misc]  # twilio ships no type information
+    """Twilio's HTTP client with the API host taken from the settings (tests point it at a
+    local fake) and with its request logging kept quiet."""
+
+    def __init__(self, api_url: str) -> None:
+        super().__init__(pool_connections=True, timeout=SEND_TIMEOUT_SECONDS)
+        self.api_url = api_url.rstrip("/")
+
+    def request(self, method: str, url: str, *args: object, **kwargs: object) -> object:
+        if url.startswith(TWILIO_API_URL):
+            url = self.api_url + url[len(TWILIO_API_URL) :]
+        return super().request(method, url, *args, **kwargs)
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+
+
+class TwilioChannel:
+    """The ChannelAdapter of Twilio SMS (`TwilioChannel("sms", settings)`) and WhatsApp
+    (`TwilioChannel("whatsapp", settings)`)."""
+
+    def __init__(self, name: str, settings: GatewaySettings) -> None:
+        if name not in ADDRESS_PREFIXES:
+            raise ValueError(f"unknown Twilio channel {name!r}")
+        self.name = name
+        self.prefix = ADDRESS_PREFIXES[name]
+        self.settings = settings
+        logging.getLogger("twilio.http_client").setLevel(logging.WARNING)  # it logs URLs and headers
+
+    # -- inbound -------------------------------------------------------------------------
+
+    async def verify(self, request: Request, body: bytes) -> None:
+        """https://www.twilio.com/docs/usage/webhooks/webhooks-security: HMAC-SHA1 of the
+        public URL and the sorted form fields, compared in constant time by twilio's validator."""
+        token = self.settings.twilio_auth_token
+        if not token:
+            raise InvalidSignature("no Twilio auth token configured")
+        signature = request.headers.get(SIGNATURE_HEADER)
+        if not signature:
+            raise InvalidSignature("missing signature")
+        params = _form_fields(body) if _is_form(request) and len(body) <= MAX_BODY_BYTES else []
+        if not RequestValidator(token).validate(self.public_url(request), _MultiValues(params), signature):
+            raise InvalidSignature("signature does not match")
+
+    def public_url(self, request: Request) -> str:
+        """The URL Twilio called: the public URL, the path and the query string as received."""
+        query = request.url.query
+        return self.settings.public_url.rstrip("/") + request.url.path + (f"?{query}" if query else "")
+
+    async def parse_inbound(self, request: Request, body: bytes) -> list[InboundMessage]:
+        """https://www.twilio.com/docs/messaging/guides/webhook-request: a message, or a status
+        callback about one of ours ([]). Only the fields below are read (never ProfileName, WaId)."""
+        if not _is_form(request):
+            raise BadRequest("form-encoded body expected")
+        if len(body) > MAX_BODY_BYTES:
+            raise BadRequest("body too large")
+        form: dict[str, str] = {}
+        for key, value in _form_fields(body):
+            form.setdefault(key, value)
+        status = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower()
+        if status and status not in INBOUND_STATUSES:
+            logger.info(
+                "status callback channel=%s sid=%s status=%s error=%s",
+                self.name,
+                _safe_id(form.get("MessageSid") or form.get("SmsSid")),
+                _safe_id(status),
+                _safe_id(form.get("ErrorCode")) or "-",
+            )
+            return []
+        address = form.get("From", "").strip()
+        delivery_id = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
+        if not address or not delivery_id:
+            raise BadRequest("From and MessageSid expected")
+        if len(address) > MAX_ID_CHARS or len(delivery_id) > MAX_ID_CHARS:
+            raise BadRequest("From or MessageSid too long")
+        if not self.owns(address):
+            raise BadRequest(f"the sender is not a {self.name} address")
+        text = form.get("Body", "")
+        if self.name == WHATSAPP and not text.strip():
+            text = form.get("ButtonPayload") or form.get("ButtonText") or text  # a quick-reply button
+        return [InboundMessage(self.name, address, text, delivery_id=delivery_id, media=_media(form))]
+
+    def owns(self, address: str) -> bool:
+        """True for an address of this channel: "whatsapp:+502..." on WhatsApp, a number
+        (or short code) without any "scheme:" on SMS."""
+        if self.prefix:
+            return address.startswith(self.prefix) and len(address) > len(self.prefix)
+        return ":" not in address
+
+    # -- outbound ------------------------------------------------------------------------
+
+    def parts(self, replies: list[Reply]) -> list[str]:
+        """The message bodies for replies: SMS folded to GSM-7 and cut at two segments a part;
+        WhatsApp as written, cut only past Twilio's 1600 characters."""
+        bodies: list[str] = []
+        for reply in replies:
+            if self.name == SMS:
+                bodies.extend(split_sms(to_gsm7(reply.text)))
+            else:
+                bodies.extend(split_text(reply.text, TWILIO_MAX_CHARS))
+        return bodies
+
+    def render(self, inbound: InboundMessage | None, replies: list[Reply]) -> Response:
+        """https://www.twilio.com/docs/messaging/twiml: one <Message> per part; <Response/>
+        without replies (a status callback, a duplicate)."""
+        twiml = MessagingResponse()
+        for body in self.parts(replies):
+            twiml.message(body)
+        return Response(str(twiml), media_type="application/xml")
+
+    async def send(self, address: str, replies: list[Reply]) -> SendResult:
+        """https://www.twilio.com/docs/messaging/api/message-resource#create-a-message-resource:
+        one Message per part, in order; the SIDs in SendResult.provider_ids. A failure stops the
+        sending (the parts before it are sent) and raises a SendError."""
+        sender = self._sender()
+        if not self.owns(address):
+            raise ProviderRejected("invalid_address", f"not a {self.name} address")
+        bodies = self.parts(replies)
+        if not bodies:
+            return SendResult()
+        sids = await asyncio.to_thread(self._send_sync, sender, address, bodies)
+        logger.info("sent channel=%s parts=%d sids=%s", self.name, len(sids), ",".join(sids))
+        return SendResult(provider_ids=tuple(sids))
+
+    def _sender(self) -> _Sender:
+        s = self.settings
+        origin = s.twilio_sms_from if self.name == SMS else s.twilio_whatsapp_from
+        if not s.twilio_account_sid or not s.twilio_auth_token or not origin:
+            raise ConfigError(f"Twilio credentials or the {self.name} sender are not configured")
+        if origin.startswith("MG"):
+            return _Sender(s.twilio_account_sid, s.twilio_auth_token, None, origin)
+        if self.prefix and not origin.startswith(self.prefix):
+            origin = self.prefix + origin  # TWILIO_WHATSAPP_FROM given as a bare number
+        return _Sender(s.twilio_account_sid, s.twilio_auth_token, origin, None)
+
+    def _send_sync(self, sender: _Sender, address: str, bodies: list[str]) -> list[str]:
+        http = _ApiHttpClient(self.settings.twilio_api_url)
+        client = Client(sender.account_sid, sender.auth_token, http_client=http, environment=_NO_ENVIRONMENT)
+        origin = {"from_": sender.from_} if sender.from_ else {"messaging_service_sid": sender.messaging_service_sid}
+        sids: list[str] = []
+        try:
+            for body in bodies:
+                try:
+                    message = client.messages.create(to=address, body=body, **origin)
+                except (TwilioException, requests.RequestException, ValueError) as error:
+                    mapped = _send_error(error, address)
+                    logger.warning("send failed channel=%s error=%s sent_before=%d", self.name, mapped.code, len(sids))
+                    raise mapped from None  # the original carries the number in its text
+                sids.append(str(message.sid))
+        finally:
+            http.close()
+        return sids
+
+    async def delete_messages(self, address: str, message_ids: list[str]) -> int:
+        """Nothing: an SMS or a WhatsApp message cannot be taken back from the phone (Twilio
+        can only redact its own copy, and the gateway stores no SIDs for SMS)."""
+        return 0
+
+
+def twilio_channels(settings: GatewaySettings) -> dict[str, TwilioChannel]:
+    """Both Twilio channels, for the registry: {"sms": ..., "whatsapp": ...}."""
+    return {name: TwilioChannel(name, settings) for name in ADDRESS_PREFIXES}
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+class _MultiValues:
+    """The form as twilio's validator reads repeated fields (getall)."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self.pairs = pairs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(key for key, _ in self.pairs))
+
+    def __bool__(self) -> bool:
+        return bool(self.pairs)
+
+    def getall(self, key: str) -> list[str]:
+        return [value for k, value in self.pairs if k == key]
+
+
+def _is_form(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == FORM_CONTENT_TYPE
+
+
+def _form_fields(body: bytes) -> list[tuple[str, str]]:
+    """The form's fields in order; bytes that are not UTF-8 become U+FFFD instead of an error."""
+    try:
+        return parse_qsl(
+            body.decode("utf-8", "replace"),
+            keep_blank_values=True,
+            encoding="utf-8",
+            errors="replace",
+            max_num_fields=MAX_FORM_FIELDS,
+        )
+    except ValueError:
+        raise BadRequest("too many form fields") from None
+
+
+def _media(form: Mapping[str, str]) -> tuple[Media, ...]:
+    try:
+        count = int(form.get("NumMedia") or 0)
+    except ValueError:
+        raise BadRequest("NumMedia is not a number") from None
+    media = []
+    for n in range(max(0, min(count, MAX_MEDIA))):
+        url = form.get(f"MediaUrl{n}", "").strip()
+        if url:
+            media.append(Media(url, form.get(f"MediaContentType{n}", "").strip()))
+    return tuple(media)
+
+
+def _safe_id(value: str | None) -> str:
+    """An id fit for a log line: letters and digits only, at most 64."""
+    return re.sub(r"[^A-Za-z0-9]", "", value or "")[:MAX_ID_CHARS]
+
+
+def _send_error(error: Exception, address: str) -> SendError:
+    """Twilio's answer as one of the typed send errors (their retry rules are in channels.base)."""
+    if isinstance(error, requests.RequestException):
+        return ConnectionFailed(type(error).__name__)
+    status = getattr(error, "status", None)
+    code = getattr(error, "code", None)
+    if not isinstance(status, int):
+        return ProviderRejected("unknown", type(error).__name__)
+    if status >= 500:
+        return ConnectionFailed(f"HTTP {status}")
+    if status == 429 or code in THROTTLED_CODES:
+        return Throttled(f"HTTP {status} code {code}")
+    if code in STOPPED_CODES:
+        return ContactStopped(f"code {code}")
+    if status == 401 or code == AUTH_FAILED_CODE:
+        return ConfigError("Twilio refused the credentials")
+    reason = str(getattr(error, "msg", None) or getattr(error, "detail", None) or getattr(error, "title", ""))
+    return ProviderRejected(str(code or status), _redact(reason, address))
+
+
+def _redact(reason: str, address: str) -> str:
+    """Twilio's error text without the number it may quote ("The 'To' number +502... is ...")."""
+    number = address.removeprefix(WHATSAPP_PREFIX)
+    if number:
+        reason = reason.replace(number, "<number>")
+    return _PHONE_LIKE.sub("<number>", reason)[:200]

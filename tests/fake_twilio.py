@@ -1,0 +1,141 @@
+"""A fake Twilio REST API: a real HTTP server on 127.0.0.1 (ephemeral port, in a thread)
+that records every request and answers POST /2010-04-01/Accounts/<sid>/Messages.json the
+way Twilio does (201 with a JSON Message), or with the error it was told to give. Anything
+else gets a 404 and is recorded too, so a test asserting the exact list of requests fails
+on an unexpected one. Point GatewaySettings.twilio_api_url at `fake.url`."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+AUTH_TOKEN = "fake-auth-token-" + "5e" * 8
+
+# The answers Twilio gives for the failures the channel maps (status, JSON body).
+ANSWERS: dict[str, tuple[int, dict[str, object]]] = {
+    "stopped": (400, {"code": 21610, "message": "Attempt to send to unsubscribed recipient", "status": 400}),
+    "blocked": (400, {"code": 63014, "message": "Channel message blocked by user action", "status": 400}),
+    "window": (400, {"code": 63016, "message": "Outside the allowed window", "status": 400}),
+    "invalid_to": (
+        400,
+        {"code": 21211, "message": "The 'To' number +50255501234 is not a valid phone number.", "status": 400},
+    ),
+    "auth": (401, {"code": 20003, "message": "Authenticate", "status": 401}),
+    "throttled": (429, {"code": 20429, "message": "Too Many Requests", "status": 429}),
+    "server_error": (500, {"code": 20500, "message": "Internal Server Error", "status": 500}),
+}
+
+
+@dataclass(frozen=True)
+class Recorded:
+    method: str
+    path: str
+    form: dict[str, list[str]]
+    basic_auth: tuple[str, str] | None
+
+
+class FakeTwilio:
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.answer = "ok"  # "ok" or a key of ANSWERS, for every following request
+        self.fail_after = 0  # answer "ok" to this many Messages requests before self.answer
+        self._sids = (f"SM{n:032x}" for n in itertools.count(1))
+        self._messages_seen = 0
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.running = False
+
+    def messages_path(self, account_sid: str = ACCOUNT_SID) -> str:
+        return f"/2010-04-01/Accounts/{account_sid}/Messages.json"
+
+    def start(self) -> None:
+        self._thread.start()
+        self.running = True
+
+    def down(self) -> None:
+        """Stop answering: the port is closed, a request gets "connection refused"."""
+        if self.running:
+            self._server.shutdown()
+            self.running = False
+        self._server.server_close()
+
+    def _reply(self, path: str, form: dict[str, list[str]]) -> tuple[int, dict[str, object]]:
+        if not (path.startswith("/2010-04-01/Accounts/") and path.endswith("/Messages.json")):
+            return 404, {"code": 20404, "message": "The requested resource was not found", "status": 404}
+        with self._lock:
+            index, self._messages_seen = self._messages_seen, self._messages_seen + 1
+            if self.answer != "ok" and index >= self.fail_after:
+                return ANSWERS[self.answer]
+            sid = next(self._sids)
+        account = path.split("/")[3]
+        return 201, {
+            "sid": sid,
+            "account_sid": account,
+            "to": form.get("To", [""])[0],
+            "from": form.get("From", [None])[0],
+            "messaging_service_sid": form.get("MessagingServiceSid", [None])[0],
+            "body": form.get("Body", [""])[0],
+            "status": "queued",
+            "num_segments": "1",
+            "direction": "outbound-api",
+            "api_version": "2010-04-01",
+            "uri": f"{path[:-5]}/{sid}.json",
+        }
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self._answer()
+
+            def do_GET(self) -> None:
+                self._answer()
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length).decode("utf-8") if length else ""
+                form = parse_qs(raw, keep_blank_values=True)
+                with fake._lock:
+                    fake.requests.append(Recorded(self.command, self.path, form, _basic_auth(self.headers)))
+                status, payload = fake._reply(self.path, form)
+                data = json.dumps(payload).encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # quiet: the test asserts on `requests`
+
+        return Handler
+
+
+def _basic_auth(headers: Message) -> tuple[str, str] | None:
+    value = headers.get("Authorization")
+    if not isinstance(value, str) or not value.startswith("Basic "):
+        return None
+    user, _, password = base64.b64decode(value[6:]).decode("utf-8").partition(":")
+    return user, password
+
+
+@contextmanager
+def running_fake_twilio() -> Iterator[FakeTwilio]:
+    fake = FakeTwilio()
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.down()

@@ -1,0 +1,152 @@
+"""The gateway's shared core (channels/core.py) on real databases (SQLite and PostgreSQL):
+pseudonyms, duplicates, opt-out, flood guard, media, and what happens when Rasa is down
+(here: a closed port, nothing faked)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from nacl.secret import SecretBox
+from sqlalchemy import Engine, func, select
+
+from channels.base import InboundMessage, Media
+from channels.config import GatewaySettings
+from channels.core import FloodGuard, Gateway, emergency_page, gateway_text, replies_from_rasa, safe_text
+from hotline.content import load_facts
+from reports.keys import load_gateway_key, load_keys
+from tests.db_fixtures import settings_for
+
+CLOSED_PORT_URL = "http://127.0.0.1:9"  # nothing listens there: Rasa is "down"
+PHONE = "+50255512345"
+
+
+@pytest.fixture
+def gateway(engine: Engine, database_url: str, keys_dir: Path) -> Iterator[Gateway]:
+    settings = GatewaySettings(
+        public_url="https://hotline.example.org",
+        rasa_urls=(CLOSED_PORT_URL,),
+        database_url=database_url,
+        keys_dir=keys_dir,
+        rasa_timeout_seconds=2.0,
+        messages_per_minute=3,
+    )
+    reports_settings = settings_for(database_url, keys_dir)
+    made = Gateway(
+        settings=settings,
+        engine=engine,
+        keys=load_keys(reports_settings),
+        gateway_key=load_gateway_key(reports_settings),
+        http=httpx.AsyncClient(),
+        adapters={},
+    )
+    yield made
+    asyncio.run(made.http.aclose())
+
+
+def sms(text: str, delivery_id: str, address: str = PHONE, **extra: object) -> InboundMessage:
+    return InboundMessage("sms", address, text, delivery_id=delivery_id, **extra)  # type: ignore[arg-type]
+
+
+def handle(gateway: Gateway, message: InboundMessage) -> list[str]:
+    return [reply.text for reply in asyncio.run(gateway.handle(message))]
+
+
+def pending_count(engine: Engine) -> int:
+    from reports.models import PendingMessage
+
+    with engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(PendingMessage)).scalar_one())
+
+
+def test_rasa_down_gives_emergency_numbers_at_once_and_keeps_the_message(gateway: Gateway, engine: Engine) -> None:
+    replies = handle(gateway, sms("hola, necesito ayuda con mis papeles", "SM1"))
+    assert replies == [gateway_text("assistant_unavailable"), emergency_page()]
+    police = load_facts()["gt.police"].value
+    assert police and police in replies[1]  # Guatemala's 110 among the region's numbers
+    assert pending_count(engine) == 1
+
+
+def test_a_kept_message_is_sealed_with_the_gateway_key(gateway: Gateway, engine: Engine) -> None:
+    from reports.models import PendingMessage
+
+    handle(gateway, sms("me quitaron el pasaporte en la finca", "SM2"))
+    with engine.connect() as connection:
+        sealed = connection.execute(select(PendingMessage.sealed)).scalar_one()
+        pseudonym = str(connection.execute(select(PendingMessage.pseudonym)).scalar_one())
+    assert b"pasaporte" not in sealed and PHONE.encode() not in sealed and PHONE[1:] not in pseudonym
+    opened = json.loads(SecretBox(gateway.gateway_key).decrypt(sealed))
+    assert opened == {"address": PHONE, "text": "me quitaron el pasaporte en la finca"}
+
+
+def test_the_same_delivery_twice_is_processed_once(gateway: Gateway, engine: Engine) -> None:
+    assert handle(gateway, sms("hola", "SM-dup"))
+    assert handle(gateway, sms("hola", "SM-dup")) == []
+    assert pending_count(engine) == 1
+    assert handle(gateway, InboundMessage("whatsapp", "whatsapp:" + PHONE, "hola", delivery_id="SM-dup"))  # per channel
+
+
+def test_opt_out_stops_every_answer_until_opt_in(gateway: Gateway, engine: Engine) -> None:
+    assert handle(gateway, sms("BAJA", "SM-o1")) == [gateway_text("opted_out")]
+    assert handle(gateway, sms("hola", "SM-o2")) == []
+    assert pending_count(engine) == 0  # nothing kept for an opted-out sender
+    assert handle(gateway, sms("Alta", "SM-o3")) == [gateway_text("opted_in")]
+    assert handle(gateway, sms("hola", "SM-o4"))[0] == gateway_text("assistant_unavailable")
+
+
+def test_floods_are_slowed_but_an_emergency_always_passes(gateway: Gateway) -> None:
+    for n in range(3):
+        handle(gateway, sms(f"mensaje {n}", f"SM-f{n}"))
+    assert handle(gateway, sms("otro mensaje", "SM-f3")) == [gateway_text("rate_limited")]
+    emergency = handle(gateway, sms("auxilio me tienen encerrada", "SM-f4"))
+    assert gateway_text("rate_limited") not in emergency and emergency_page() in emergency
+
+
+def test_media_without_text_gets_a_polite_answer_and_is_not_kept(gateway: Gateway, engine: Engine) -> None:
+    photo = sms("", "SM-m1", media=(Media("https://api.twilio.com/x/Media/ME1", "image/jpeg"),))
+    assert handle(gateway, photo) == [gateway_text("media_received")]
+    assert pending_count(engine) == 0
+
+
+def test_pseudonyms_are_stable_per_channel_and_keyed(gateway: Gateway) -> None:
+    first = gateway.pseudonym("sms", PHONE)
+    assert first == gateway.pseudonym("sms", PHONE) and len(first) == 32
+    assert first != gateway.pseudonym("whatsapp", PHONE)
+    other = Gateway(gateway.settings, gateway.engine, gateway.keys, b"k" * 32, gateway.http, {})
+    assert other.pseudonym("sms", PHONE) != first
+    assert "55512345" not in first
+
+
+def test_one_sender_always_goes_to_the_same_rasa(gateway: Gateway) -> None:
+    settings = dataclasses.replace(gateway.settings, rasa_urls=("a", "b", "c"))
+    spread = Gateway(settings, gateway.engine, gateway.keys, gateway.gateway_key, gateway.http, {})
+    senders = [spread.pseudonym("sms", f"+502555{n:05d}") for n in range(60)]
+    assert all(spread.rasa_url(s) == spread.rasa_url(s) for s in senders)
+    assert {spread.rasa_url(s) for s in senders} == {"a", "b", "c"}
+
+
+def test_safe_text_never_passes_an_intent_command() -> None:
+    assert safe_text("/restart") == "restart"
+    assert safe_text("  /emergency{}") == "emergency{}"
+    assert safe_text("hola\x00") == "hola"
+    assert safe_text("1/2 de la gente") == "1/2 de la gente"
+
+
+def test_menu_options_are_read_from_the_reply_text() -> None:
+    (reply,) = replies_from_rasa([{"text": "Responde con un número:\n1 Tus derechos\n2 Trata y tráfico\nFin"}])
+    assert reply.options == (("1", "Tus derechos"), ("2", "Trata y tráfico"))
+    (plain,) = replies_from_rasa([{"text": "Hola"}, {"image": "x"}])
+    assert plain.options == ()
+
+
+def test_flood_guard_window_moves() -> None:
+    guard = FloodGuard(per_minute=2)
+    assert guard.allows("s", now=0.0) and guard.allows("s", now=1.0)
+    assert not guard.allows("s", now=2.0)
+    assert guard.allows("s", now=61.5)
+    assert guard.allows("other", now=2.0)
