@@ -22,7 +22,7 @@ from hotline.sms import sms_segments, to_gsm7
 from reports.crypto import contact_blob
 from reports.db import transaction
 from reports.notify import configured_channels, notify_report
-from reports.service import FiledReport, ReportDraft, file_report
+from reports.service import FiledReport, ReportDraft, discard_kept_photos, file_report
 
 logger = logging.getLogger(__name__)
 
@@ -323,6 +323,7 @@ def draft_from(tracker: Tracker) -> ReportDraft:
         reply_to=reply_to,
         sender=tracker.sender_id if consent else None,
         channel=(str(metadata.get("channel") or tracker.get_latest_input_channel() or "")) or None if consent else None,
+        attachments_from=tracker.sender_id,
     )
 
 
@@ -346,6 +347,15 @@ def file_and_notify(draft: ReportDraft) -> FiledReport:
     return filed
 
 
+def discard_photos(sender: str) -> None:
+    """Photos kept for a report that is not sent go with it (and are never stored longer)."""
+    try:
+        with transaction(engine()) as session:
+            discard_kept_photos(session, sender, keys())
+    except Exception:
+        logger.exception("discarding kept photos failed; the purge removes them within a day")
+
+
 def clear_report() -> list[EventType]:
     """Empty the form, and let the tracker store forget the conversation's words: the
     report now lives sealed in the reports database, and the code is shown only once."""
@@ -360,11 +370,13 @@ class ActionSubmitReport(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         if tracker.get_slot("report_cancelled"):
+            await asyncio.to_thread(discard_photos, tracker.sender_id)
             dispatcher.utter_message(response="utter_report_cancelled")
             dispatcher.utter_message(response="utter_report_elsewhere")
             return clear_report()
         draft = draft_from(tracker)
         if is_empty(draft):
+            await asyncio.to_thread(discard_photos, tracker.sender_id)
             dispatcher.utter_message(response="utter_report_nothing_to_send")
             return clear_report()
         try:

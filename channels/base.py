@@ -122,6 +122,10 @@ class ChannelAdapter(Protocol):
         """Send replies outside the webhook answer (late replies, Telegram, staff): the
         provider's API. Raises a SendError subclass."""
 
+    async def fetch_media(self, media: Media) -> bytes:
+        """Download a media file the person sent (for a photo kept with a report). Raises a
+        SendError subclass; at most channels.media.MAX_DOWNLOAD_BYTES."""
+
     async def delete_messages(self, address: str, message_ids: list[str]) -> int:
         """Delete what the provider allows of a conversation on the person's phone (Telegram:
         the bot's and the person's messages of the last 48 hours); returns how many."""

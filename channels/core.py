@@ -31,8 +31,9 @@ from nacl.secret import SecretBox
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 
-from channels.base import ChannelAdapter, InboundMessage, Reply, SendError
+from channels.base import ChannelAdapter, ContactStopped, InboundMessage, Reply, SendError
 from channels.config import GatewaySettings
+from channels.media import is_photo, without_metadata
 from hotline.content import render_all
 from hotline.danger import DangerLexicon
 from hotline.paths import CONTENT
@@ -42,6 +43,7 @@ from reports.crypto import seal_contact
 from reports.db import make_engine, transaction
 from reports.keys import Keys, load_gateway_key, load_keys
 from reports.models import ChannelMessage, Delivery, OptOut, PendingMessage, utcnow
+from reports.service import keep_photo
 
 logger = logging.getLogger("channels.core")
 
@@ -50,6 +52,7 @@ PENDING_MAX_AGE = timedelta(hours=24)  # a kept message older than this is dropp
 DELIVERY_MAX_AGE = timedelta(days=7)
 TELEGRAM_DELETE_WINDOW = timedelta(hours=48)
 RATE_WINDOW_SECONDS = 60.0
+MAX_PHOTOS_PER_MESSAGE = 3
 
 
 @lru_cache(maxsize=1)
@@ -162,7 +165,7 @@ class Gateway:
             return [Reply(gateway_text("rate_limited"))]
         replies: list[Reply] = []
         if inbound.media:
-            replies.append(Reply(gateway_text("media_received")))
+            replies.append(await self.take_media(pseudonym, inbound))
             if not inbound.text.strip():
                 return replies
         if inbound.erase_request:
@@ -195,6 +198,48 @@ class Gateway:
         )
         return replies_from_rasa(response.json())
 
+    async def take_media(self, pseudonym: str, inbound: InboundMessage) -> Reply:
+        """A photo sent while the person is writing a report is kept with it (metadata
+        stripped, sealed); anything else gets a polite answer and is not kept."""
+        photos = [m for m in inbound.media if is_photo(m.content_type)][:MAX_PHOTOS_PER_MESSAGE]
+        adapter = self.adapters.get(inbound.channel)
+        if not photos or adapter is None or not await self.writing_report(pseudonym):
+            return Reply(gateway_text("media_received"))
+        kept = 0
+        for media in photos:
+            try:
+                content = await adapter.fetch_media(media)
+            except SendError as error:
+                logger.warning("photo not downloaded (%s) sender=%s", error.code, pseudonym)
+                continue
+            clean = await asyncio.to_thread(without_metadata, content)
+            if clean is None:
+                continue
+            try:
+                await asyncio.to_thread(self._keep_photo, pseudonym, clean)
+            except ValueError:
+                continue
+            kept += 1
+        logger.info("photos kept with a report in progress: %d sender=%s", kept, pseudonym)
+        return Reply(gateway_text("photo_kept" if kept else "media_received"))
+
+    async def writing_report(self, pseudonym: str) -> bool:
+        """Whether this sender is inside the report form (Rasa's tracker says so)."""
+        try:
+            response = await self.http.get(
+                f"{self.rasa_url(pseudonym)}/conversations/{pseudonym}/tracker",
+                params={"include_events": "NONE"},
+                timeout=self.settings.rasa_timeout_seconds,
+            )
+            loop = response.json().get("active_loop") or {} if response.status_code == 200 else {}
+        except (httpx.HTTPError, ValueError):
+            return False
+        return bool(loop.get("name") == "report_form")
+
+    def _keep_photo(self, pseudonym: str, content: bytes) -> None:
+        with transaction(self.engine) as session:
+            keep_photo(session, pseudonym, content, "image/jpeg", self.keys)
+
     async def erase(self, inbound: InboundMessage, pseudonym: str) -> list[Reply]:
         """An explicit erase command (/borrar): the assistant's erasure without asking
         again (the command is the confirmation), then the chat's messages on the phone
@@ -219,7 +264,11 @@ class Gateway:
         """Send replies through the channel's API (Telegram; late answers)."""
         adapter = self.adapters[inbound.channel]
         pseudonym = self.pseudonym(inbound.channel, inbound.address)
-        result = await adapter.send(inbound.address, replies)
+        try:
+            result = await adapter.send(inbound.address, replies)
+        except ContactStopped:
+            await self._set_opt_out(pseudonym, True)  # blocked the bot or STOP at the carrier: never retry
+            raise
         for message_id in result.provider_ids:
             if inbound.channel == "telegram":
                 await self._remember_message(pseudonym, message_id)

@@ -11,7 +11,7 @@ import os
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from channels.base import BadRequest, ConfigError, InboundMessage, InvalidSignature, Reply, SendResult
+from channels.base import BadRequest, ConfigError, InboundMessage, InvalidSignature, Media, Reply, SendResult
 from hotline.sms import sms_segments, to_gsm7
 
 LOCAL_HOSTS = {"127.0.0.1", "::1", "localhost", "testclient"}
@@ -60,6 +60,9 @@ class SimulatorChannel:
 
     async def send(self, address: str, replies: list[Reply]) -> SendResult:
         raise ConfigError("the simulator cannot receive late answers")
+
+    async def fetch_media(self, media: Media) -> bytes:
+        raise ConfigError("the simulator sends no media")
 
     async def delete_messages(self, address: str, message_ids: list[str]) -> int:
         return 0

@@ -53,6 +53,7 @@ from channels.base import (
     Throttled,
 )
 from channels.config import GatewaySettings, load_gateway_settings
+from channels.media import MAX_DOWNLOAD_BYTES
 from hotline.paths import CONTENT
 
 logger = logging.getLogger("channels.telegram")
@@ -295,6 +296,7 @@ class TelegramChannel:
             self._bot = Bot(
                 token,
                 base_url=f"{self.settings.telegram_api_url}/bot",
+                base_file_url=f"{self.settings.telegram_api_url}/file/bot",
                 get_updates_request=self._requests[0],
                 request=self._requests[1],
             )
@@ -320,6 +322,17 @@ class TelegramChannel:
         return SendResult(tuple(sent))
 
     # https://core.telegram.org/bots/api#deletemessage
+    async def fetch_media(self, media: Media) -> bytes:
+        """https://core.telegram.org/bots/api#getfile: `media.url` holds the file_id; the file
+        is read from the Bot API's file host (up to 20 MB there; we keep MAX_DOWNLOAD_BYTES)."""
+        file = await mapped(self.bot().get_file(media.url))
+        if file.file_size and file.file_size > MAX_DOWNLOAD_BYTES:
+            raise ProviderRejected("too_large", "media over the size limit")
+        content = bytes(await mapped(file.download_as_bytearray()))
+        if len(content) > MAX_DOWNLOAD_BYTES:
+            raise ProviderRejected("too_large", "media over the size limit")
+        return content
+
     async def delete_messages(self, address: str, message_ids: list[str]) -> int:
         """Private chat, both sides, under 48 hours: what Telegram refuses is skipped."""
         bot = self.bot()

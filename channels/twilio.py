@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
+import httpx
 import requests
 from starlette.requests import Request
 from starlette.responses import Response
@@ -43,6 +44,7 @@ from channels.base import (
     Throttled,
 )
 from channels.config import GatewaySettings
+from channels.media import MAX_DOWNLOAD_BYTES
 from channels.sms_split import TWILIO_MAX_CHARS, split_sms, split_text
 from hotline.sms import to_gsm7
 
@@ -243,6 +245,32 @@ class TwilioChannel:
         finally:
             http.close()
         return sids
+
+    async def fetch_media(self, media: Media) -> bytes:
+        """https://www.twilio.com/docs/messaging/api/media-resource: the media URL of an
+        inbound message, read with the account's credentials (HTTP basic auth); Twilio
+        redirects to the file, which we follow. At most MAX_DOWNLOAD_BYTES."""
+        s = self.settings
+        if not s.twilio_account_sid or not s.twilio_auth_token:
+            raise ConfigError("Twilio credentials are not configured")
+        if not media.url.startswith(TWILIO_API_URL + "/"):
+            raise ProviderRejected("media_url", "not a Twilio media URL")
+        url = s.twilio_api_url + media.url[len(TWILIO_API_URL) :]
+        try:
+            async with (
+                httpx.AsyncClient(timeout=SEND_TIMEOUT_SECONDS, follow_redirects=True) as client,
+                client.stream("GET", url, auth=(s.twilio_account_sid, s.twilio_auth_token)) as response,
+            ):
+                if response.status_code != 200:
+                    raise ProviderRejected(str(response.status_code), "media not available")
+                content = b""
+                async for chunk in response.aiter_bytes():
+                    content += chunk
+                    if len(content) > MAX_DOWNLOAD_BYTES:
+                        raise ProviderRejected("too_large", "media over the size limit")
+        except httpx.HTTPError:
+            raise ConnectionFailed("media download failed") from None
+        return content
 
     async def delete_messages(self, address: str, message_ids: list[str]) -> int:
         """Nothing: an SMS or a WhatsApp message cannot be taken back from the phone (Twilio

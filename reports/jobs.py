@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from reports.config import Settings, load_settings
 from reports.db import make_engine, normalize_url, transaction
-from reports.models import FollowUpAttempt, Report, utcnow
+from reports.models import FollowUpAttempt, Report, ReportAttachment, utcnow
 from reports.notify import notify_pending
 from reports.service import RATE_WINDOW
 
@@ -52,6 +52,9 @@ def purge_reports(session: Session, settings: Settings, now: datetime, dry_run: 
     if not dry_run:
         session.execute(delete(Report).where(old_report))
         session.execute(delete(FollowUpAttempt).where(old_attempt))
+        # Photos of a report never filed (the person left the form): kept one day at most.
+        stray = ReportAttachment.report_id.is_(None) & (ReportAttachment.created_at < now - timedelta(days=1))
+        session.execute(delete(ReportAttachment).where(stray))
     return reports, attempts
 
 

@@ -173,6 +173,24 @@ class FollowUpAttempt(Base):
     attempted_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
+class ReportAttachment(Base):
+    """A photo sent during the report form, metadata (EXIF, GPS) stripped at the gateway and
+    sealed to the staff key. Until the report is filed it belongs to the sender (`sender_ref`,
+    an HMAC); filing moves it to the report, cancelling or erasing deletes it."""
+
+    __tablename__ = "report_attachments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    report_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("reports.id", ondelete="CASCADE"), index=True, nullable=True
+    )
+    sender_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sealed_content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class Notification(Base):
     """A staff alert about an urgent report on one channel ("email", "telegram"). The error
     is short and never holds report text or secrets."""

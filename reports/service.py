@@ -29,6 +29,7 @@ from reports.models import (
     Notification,
     Report,
     ReportAddition,
+    ReportAttachment,
     StatusChange,
     TipsterMessage,
     utcnow,
@@ -60,6 +61,7 @@ class ReportDraft:
     reply_to: str | None = None  # seal_contact() text from the channel edge; kept only with consent
     sender: str | None = None  # the Rasa sender id (a pseudonym); kept only as an HMAC, only with consent
     channel: str | None = None
+    attachments_from: str | None = None  # the sender id whose kept photos go with this report (always, not contact)
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,8 @@ def file_report(
         raise RuntimeError("no unused case code found")  # would take ~2^40 reports
 
     report.status_changes.append(StatusChange(at=now, old_status=None, new_status="received"))
+    if draft.attachments_from:
+        _attach_kept_photos(session, report.id, crypto.sender_ref(keys.sender_key, draft.attachments_from))
     if result.priority == "urgent":
         channels = _notify_channels_from_environment() if notify_channels is None else notify_channels
         for channel in channels:
@@ -342,7 +346,49 @@ def forget_sender(session: Session, sender: str, keys: Keys) -> int:
             .values(reporter_ref=None, contact_sealed=None, channel=None, contact_consent=False)
         )
     session.execute(delete(FollowUpAttempt).where(FollowUpAttempt.sender_ref == ref))
+    discard_kept_photos(session, sender, keys)
     return len(ids)
+
+
+# -- photos sent during the report form --------------------------------------------------
+
+MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
+MAX_KEPT_PER_SENDER = 10
+
+
+def keep_photo(session: Session, sender: str, content: bytes, content_type: str, keys: Keys) -> None:
+    """A photo (metadata already stripped) for the report this sender is writing: sealed
+    to the staff key, held under the sender's HMAC until the report is filed."""
+    if not content or len(content) > MAX_ATTACHMENT_BYTES:
+        raise ValueError("photo empty or too large")
+    ref = crypto.sender_ref(keys.sender_key, sender)
+    kept = session.scalar(
+        select(func.count()).where(ReportAttachment.sender_ref == ref, ReportAttachment.report_id.is_(None))
+    )
+    if (kept or 0) >= MAX_KEPT_PER_SENDER:
+        raise ValueError("too many photos for one report")
+    sealed = crypto.seal(keys.public_key, content)
+    session.add(
+        ReportAttachment(sender_ref=ref, content_type=content_type[:100], size=len(content), sealed_content=sealed)
+    )
+    session.flush()
+
+
+def _attach_kept_photos(session: Session, report_id: str, ref: str) -> None:
+    session.execute(
+        update(ReportAttachment)
+        .where(ReportAttachment.sender_ref == ref, ReportAttachment.report_id.is_(None))
+        .values(report_id=report_id, sender_ref=None)
+    )
+
+
+def discard_kept_photos(session: Session, sender: str, keys: Keys) -> int:
+    """A cancelled report or an erasure: the sender's photos not yet filed are deleted."""
+    ref = crypto.sender_ref(keys.sender_key, sender)
+    result = session.execute(
+        delete(ReportAttachment).where(ReportAttachment.sender_ref == ref, ReportAttachment.report_id.is_(None))
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 # -- console -----------------------------------------------------------------------------
@@ -379,6 +425,12 @@ def open_report(session: Session, report_id: str, private_key: PrivateKey) -> di
         "status_changes": [
             {"at": c.at, "old": c.old_status, "new": c.new_status, "actor": c.actor, "note": note(c.note_sealed)}
             for c in report.status_changes
+        ],
+        "attachments": [
+            {"content_type": a.content_type, "size": a.size, "content": crypto.unseal(private_key, a.sealed_content)}
+            for a in session.scalars(
+                select(ReportAttachment).where(ReportAttachment.report_id == report_id).order_by(ReportAttachment.id)
+            )
         ],
         "tipster_messages": [
             {"created_at": m.created_at, "author": m.author, "text": note(m.sealed_for_staff)}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,8 @@ from tests.fake_telegram import FakeTelegram
 from tests.fake_twilio import ACCOUNT_SID as TWILIO_ACCOUNT_SID
 from tests.fake_twilio import AUTH_TOKEN as TWILIO_AUTH_TOKEN
 from tests.fake_twilio import FakeTwilio
+
+os.environ.setdefault("PTB_TIMEDELTA", "true")  # python-telegram-bot 22 warns without it (warnings are errors here)
 
 # Ports apart from `make run`'s 5005/5055, so tests can run beside a local hotline.
 TEST_RASA_PORT = 5105

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 BOT_USER = {"id": 7000000001, "is_bot": True, "first_name": "Hotline", "username": "HotlineBot"}
 TRUE_METHODS = {"deleteMessage", "setWebhook", "deleteWebhook", "answerCallbackQuery"}
@@ -54,6 +54,7 @@ class FakeTelegram:
         self.calls: list[Call] = []
         self.failures: dict[str, list[Failure]] = {}
         self.updates: list[dict[str, Any]] = []  # what the next getUpdates returns (then nothing)
+        self.files: dict[str, bytes] = {}  # file_id -> content, for getFile and the file host
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)  # a call arrived, updates were queued, or stop
         self._next_message_id = 500
@@ -143,6 +144,12 @@ class FakeTelegram:
             return 200, {"ok": True, "result": True}
         if method == "getMe":
             return 200, {"ok": True, "result": BOT_USER}
+        if method == "getFile":
+            file_id = params.get("file_id", "")
+            if file_id not in self.files:
+                return 400, {"ok": False, "error_code": 400, "description": "Bad Request: invalid file_id"}
+            result = {"file_id": file_id, "file_unique_id": "u" + file_id, "file_size": len(self.files[file_id])}
+            return 200, {"ok": True, "result": {**result, "file_path": f"photos/{file_id}.jpg"}}
         if method == "getUpdates":  # long polling: wait (at most a second here) for updates
             with self._changed:
                 wait = min(float(params.get("timeout") or 0), 1.0)
@@ -169,6 +176,19 @@ class FakeTelegram:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                """The Bot API's file host: /file/bot<token>/<file_path>."""
+                path = unquote(self.path)  # httpx sends the token's ":" as %3A
+                prefix = f"/file/bot{fake.token}/photos/"
+                file_id = path[len(prefix) :].removesuffix(".jpg") if path.startswith(prefix) else ""
+                with fake._lock:
+                    fake.calls.append(Call("file", self.path, {}))
+                content = fake.files.get(file_id)
+                self.send_response(200 if content is not None else 404)
+                self.send_header("Content-Length", str(len(content or b"")))
+                self.end_headers()
+                self.wfile.write(content or b"")
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length).decode("utf-8")

@@ -55,6 +55,14 @@ class FakeTwilio:
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self.running = False
+        self.media: dict[str, tuple[bytes, str]] = {}  # path -> (content, content type), served to GET with auth
+
+    def add_media(self, content: bytes, content_type: str) -> str:
+        """A media file as Twilio hosts an inbound message's media; returns its public URL
+        (https://api.twilio.com/...), which the channel rewrites to this server."""
+        path = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/MM{len(self.media):032x}/Media/ME{len(self.media):032x}"
+        self.media[path] = (content, content_type)
+        return "https://api.twilio.com" + path
 
     def messages_path(self, account_sid: str = ACCOUNT_SID) -> str:
         return f"/2010-04-01/Accounts/{account_sid}/Messages.json"
@@ -104,6 +112,9 @@ class FakeTwilio:
                 self._answer()
 
             def _answer(self) -> None:
+                if self.command == "GET" and self.path in fake.media:
+                    self._media()
+                    return
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length).decode("utf-8") if length else ""
                 form = parse_qs(raw, keep_blank_values=True)
@@ -116,6 +127,20 @@ class FakeTwilio:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _media(self) -> None:
+                with fake._lock:
+                    fake.requests.append(Recorded(self.command, self.path, {}, _basic_auth(self.headers)))
+                if _basic_auth(self.headers) != (ACCOUNT_SID, AUTH_TOKEN):
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                content, content_type = fake.media[self.path]
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass  # quiet: the test asserts on `requests`

@@ -5,8 +5,10 @@ servers are local fakes (outside our walls). Then: nobody past the gateway saw a
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
+import io
 import json
 import secrets
 import time
@@ -60,7 +62,7 @@ def twiml_messages(response: httpx.Response) -> list[str]:
 
 
 def pseudonym(stack: Stack, channel: str, address: str) -> str:
-    key = __import__("base64").b64decode((stack.keys_dir / "gateway.key").read_text().strip())
+    key = base64.b64decode((stack.keys_dir / "gateway.key").read_text().strip())
     return hmac.new(key, f"{channel}:{address}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
@@ -250,3 +252,47 @@ def test_after_a_whole_conversation_no_number_is_past_the_gateway(client: httpx.
     assert b"gateway" in b"".join(
         p.name.encode() for p in Path(stack.log_dir).glob("*.log")
     )  # the gateway log was read
+
+
+def test_a_photo_sent_while_reporting_is_kept_without_metadata(
+    client: httpx.Client, stack: Stack, fake_twilio: FakeTwilio
+) -> None:
+    from PIL import Image
+
+    from tests.reporting import opened, report_ids
+    from tests.test_media import MAKE, photo_with_gps
+
+    phone = "whatsapp:" + new_phone()
+    outside = {
+        **sms_form(phone, ""),
+        "NumMedia": "1",
+        "MediaUrl0": fake_twilio.add_media(photo_with_gps(), "image/jpeg"),
+    }
+    outside["MediaContentType0"] = "image/jpeg"
+    assert twiml_messages(twilio_post(client, stack, "whatsapp", outside)) == [gateway_text("media_received")]
+    before = report_ids(stack)
+    for text in ("quiero denunciar", "Los tienen encerrados en esta casa"):
+        twilio_post(client, stack, "whatsapp", sms_form(phone, text))
+    photo = {**sms_form(phone, ""), "NumMedia": "1", "MediaUrl0": fake_twilio.add_media(photo_with_gps(), "image/jpeg")}
+    photo["MediaContentType0"] = "image/jpeg"
+    assert gateway_text("photo_kept") in twiml_messages(twilio_post(client, stack, "whatsapp", photo))
+    for text in ("listo", "guatemala", "saltar", "saltar", "saltar", "no", "2", "no", "no", "si"):
+        twilio_post(client, stack, "whatsapp", sms_form(phone, text))
+    (report_id,) = [r for r in report_ids(stack) if r not in before]
+    (attachment,) = opened(stack, report_id)["attachments"]
+    kept = Image.open(io.BytesIO(attachment["content"]))
+    assert kept.getexif().get(MAKE) is None and dict(kept.getexif()) == {}
+
+
+def test_the_phone_simulator_takes_the_gateway_path(client: httpx.Client, stack: Stack) -> None:
+    page = client.get(f"{stack.gateway_url}/simulator")
+    assert page.status_code == 200 and "/simulator/messages" in page.text
+    url = f"{stack.gateway_url}/simulator/messages"
+    message = {"look": "sms", "phone": "+50255550000", "text": "¿qué es la trata?", "id": secrets.token_hex(8)}
+    replies = client.post(url, json=message).json()["replies"]
+    assert replies and all(r["segments"] and r["segments"] <= 2 for r in replies)
+    assert not set("áíóú") & set("".join(r["text"] for r in replies))  # as the SMS arrives
+    assert client.post(url, json=message).json()["replies"] == []  # the same message id again: once
+    whatsapp = {**message, "look": "whatsapp", "id": secrets.token_hex(8)}
+    assert any(set("áíóú") & set(r["text"]) for r in client.post(url, json=whatsapp).json()["replies"])
+    assert client.post(url, content=b"\xff", headers={"Content-Type": "application/json"}).status_code == 400
