@@ -93,7 +93,13 @@ def replies_from_rasa(messages: list[dict[str, Any]]) -> list[Reply]:
 
 
 class RasaUnavailable(Exception):
-    """Rasa did not answer in time, or answered with an error."""
+    """Rasa could not be reached or answered with an error (the message is kept and sent
+    again later), or took too long (`received`: it has the message and may still act on
+    it, so sending it again could answer twice; the person is asked to write again)."""
+
+    def __init__(self, received: bool = False) -> None:
+        super().__init__("received" if received else "not received")
+        self.received = received
 
 
 class FloodGuard:
@@ -172,10 +178,18 @@ class Gateway:
             return replies + await self.erase(inbound, pseudonym)
         try:
             replies += await self.ask_rasa(pseudonym, inbound, safe_text(inbound.text))
-        except RasaUnavailable:
-            await self._keep_pending(pseudonym, inbound)
-            replies += [Reply(gateway_text("assistant_unavailable")), Reply(emergency_page())]
+        except RasaUnavailable as unavailable:
+            replies += await self.unavailable_answer(pseudonym, inbound, unavailable)
         return replies
+
+    async def unavailable_answer(
+        self, pseudonym: str, inbound: InboundMessage, unavailable: RasaUnavailable
+    ) -> list[Reply]:
+        """At once, whatever happened: what we do about the message, and the emergency numbers."""
+        if unavailable.received:
+            return [Reply(gateway_text("assistant_slow")), Reply(emergency_page())]
+        await self._keep_pending(pseudonym, inbound)
+        return [Reply(gateway_text("assistant_unavailable")), Reply(emergency_page())]
 
     async def ask_rasa(self, pseudonym: str, inbound: InboundMessage, text: str) -> list[Reply]:
         metadata = {"reply_to": seal_contact(self.keys.public_key, inbound.channel, inbound.address)}
@@ -187,6 +201,9 @@ class Gateway:
                 json={"sender": pseudonym, "message": text, "metadata": metadata},
                 timeout=self.settings.rasa_timeout_seconds,
             )
+        except (httpx.ReadTimeout, httpx.WriteTimeout) as error:
+            logger.warning("rasa too slow (%s) sender=%s", type(error).__name__, pseudonym)
+            raise RasaUnavailable(received=True) from None
         except httpx.HTTPError as error:
             logger.warning("rasa unavailable (%s) sender=%s", type(error).__name__, pseudonym)
             raise RasaUnavailable from None
@@ -247,9 +264,8 @@ class Gateway:
         try:
             await self.ask_rasa(pseudonym, inbound, "/delete_my_data")
             replies = await self.ask_rasa(pseudonym, inbound, "/affirm")
-        except RasaUnavailable:
-            await self._keep_pending(pseudonym, inbound)
-            return [Reply(gateway_text("assistant_unavailable")), Reply(emergency_page())]
+        except RasaUnavailable as unavailable:
+            return await self.unavailable_answer(pseudonym, inbound, unavailable)
         ids = await self._forget_messages(pseudonym)
         adapter = self.adapters.get(inbound.channel)
         if adapter and ids:

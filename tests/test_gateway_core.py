@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,3 +151,18 @@ def test_flood_guard_window_moves() -> None:
     assert not guard.allows("s", now=2.0)
     assert guard.allows("s", now=61.5)
     assert guard.allows("other", now=2.0)
+
+
+def test_a_rasa_that_takes_the_message_but_hangs_is_not_sent_it_twice(gateway: Gateway, engine: Engine) -> None:
+    """A peer that accepts the connection and never answers (a hung Rasa): the person is
+    told at once, with the emergency numbers; the message is not kept for a second try,
+    since Rasa may still act on it."""
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen()
+        settings = dataclasses.replace(
+            gateway.settings, rasa_urls=(f"http://127.0.0.1:{hung.getsockname()[1]}",), rasa_timeout_seconds=0.5
+        )
+        slow = Gateway(settings, gateway.engine, gateway.keys, gateway.gateway_key, gateway.http, {})
+        assert handle(slow, sms("que es la trata", "SM-slow")) == [gateway_text("assistant_slow"), emergency_page()]
+    assert pending_count(engine) == 0
