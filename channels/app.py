@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from channels.base import BadRequest, ChannelAdapter, InboundMessage, InvalidSignature, Reply, SendError
+from channels.base import BadRequest, ChannelAdapter, InboundMessage, InvalidSignature, SendError
 from channels.config import GatewaySettings, load_gateway_settings
 from channels.core import Gateway, build_gateway
 
@@ -65,30 +65,30 @@ def webhook(channel: str) -> Callable[[Request], Awaitable[Response]]:
             return PlainTextResponse("bad request", status_code=400)
         if not inbound:
             return adapter.render(None, [])
-        message = inbound[0]
-        replies = [reply for m in inbound for reply in await gateway.handle(m)]
         if channel in ANSWER_IN_WEBHOOK:
-            return adapter.render(message, replies)
-        return adapter_answer_then_send(gateway, adapter, message, replies)
+            replies = [reply for m in inbound for reply in await gateway.handle(m)]
+            return adapter.render(inbound[0], replies)
+        return answer_then_handle(gateway, adapter, inbound)
 
     return endpoint
 
 
-def adapter_answer_then_send(
-    gateway: Gateway, adapter: ChannelAdapter, message: InboundMessage, replies: list[Reply]
-) -> Response:
-    """Answer the webhook at once; send the replies through the channel's API after."""
-    response = adapter.render(message, [])
+def answer_then_handle(gateway: Gateway, adapter: ChannelAdapter, inbound: list[InboundMessage]) -> Response:
+    """Answer the webhook at once (Telegram retries a slow webhook), then take each message
+    through the gateway and send the replies through the channel's API."""
+    response = adapter.render(inbound[0], [])  # in this task: it may carry the callback answer
 
-    async def send() -> None:
-        if not replies:
-            return
-        try:
-            await gateway.deliver(message, replies)
-        except SendError as error:
-            logger.warning("replies not sent channel=%s: %s", message.channel, error.code)
+    async def handle_and_send() -> None:
+        for message in inbound:
+            replies = await gateway.handle(message)
+            if not replies:
+                continue
+            try:
+                await gateway.deliver(message, replies)
+            except SendError as error:
+                logger.warning("replies not sent channel=%s: %s", message.channel, error.code)
 
-    response.background = BackgroundTask(send)
+    response.background = BackgroundTask(handle_and_send)
     return response
 
 
