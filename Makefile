@@ -20,7 +20,7 @@ RASA_DOMAIN := build/domain
 CONTENT_FILES := $(shell find content -name '*.yml') domain.yml $(wildcard hotline/*.py)
 TRAIN_INPUTS := $(shell find nlu_data bot -name '*.yml') config.yml $(CONTENT_FILES) $(wildcard rasa_plugins/*.py)
 
-.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit bench bench-nlu bench-latency bench-reports bench-gateway telegram-webhook clean postgres keys purge
+.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit bench bench-nlu bench-latency bench-reports bench-gateway telegram-webhook console-admin clean postgres keys purge
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -72,6 +72,11 @@ keys: $(APP_VENV)/.installed ## Create the report keyring in keys/ (HOTLINE_KEYS
 
 purge: $(APP_VENV)/.installed ## Delete closed reports and conversations past their retention period
 	$(PY) -m reports.jobs purge
+
+console-admin: $(APP_VENV)/.installed ## Create a console admin account: make console-admin USERNAME=ana (asks the password)
+	$(PY) -m reports.keys init
+	$(PY) -m reports.db upgrade
+	$(PY) -m console.accounts create --username "$(USERNAME)" --role admin --totp
 
 telegram-webhook: $(APP_VENV)/.installed ## Register the Telegram webhook (HOTLINE_PUBLIC_URL, TELEGRAM_BOT_TOKEN, TELEGRAM_WEBHOOK_SECRET)
 	$(PY) -m channels.telegram set-webhook

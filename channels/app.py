@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from channels.base import BadRequest, ChannelAdapter, InboundMessage, InvalidSignature, SendError
 from channels.config import GatewaySettings, load_gateway_settings
@@ -141,8 +141,17 @@ def create_app(settings: GatewaySettings | None = None, gateway: Gateway | None 
         Route("/simulator/messages", webhook("simulator"), methods=["POST"]),
         Route("/simulator", simulator_page, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
+        Mount("/console", app=console_app()),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def console_app() -> Starlette:
+    """The staff console (console/), served by the same process under /console."""
+    from console.app import create_console_app
+    from console.config import load_console_settings
+
+    return create_console_app(load_console_settings())
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from reports import crypto
 from reports.config import Settings, load_settings
 from reports.db import make_engine, transaction
-from reports.models import Report, ReportAddition, StatusChange, TipsterMessage
+from reports.models import CaseNote, Report, ReportAddition, ReportAttachment, StatusChange, TipsterMessage
 
 PUBLIC_FILE = "reports.pub"
 PRIVATE_FILE = "reports.key"
@@ -39,12 +39,16 @@ CODE_SALT_BYTES = 16
 NEW_SUFFIX = ".new"  # a rotation's key pair before the database is re-sealed to it
 
 # Every column sealed to the staff key (tipster copies are sealed to tipster keys: not here).
-SEALED_COLUMNS: tuple[tuple[type[Report | ReportAddition | StatusChange | TipsterMessage], str], ...] = (
+SEALED_COLUMNS: tuple[
+    tuple[type[Report | ReportAddition | StatusChange | TipsterMessage | CaseNote | ReportAttachment], str], ...
+] = (
     (Report, "sealed_body"),
     (Report, "contact_sealed"),
     (ReportAddition, "sealed_body"),
     (StatusChange, "note_sealed"),
     (TipsterMessage, "sealed_for_staff"),
+    (CaseNote, "sealed_body"),
+    (ReportAttachment, "sealed_content"),
 )
 
 

@@ -257,3 +257,85 @@ class ChannelMessage(Base):
     pseudonym: Mapped[str] = mapped_column(String(64), index=True)
     message_id: Mapped[str] = mapped_column(String(32))
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+# -- Staff console (console/): staff accounts and the audit log. The TOTP secret is sealed
+# with the console key (console/keys.py); the audit log is append-only (database triggers
+# refuse UPDATE and DELETE) and never holds report text.
+
+ROLES = ("agent", "supervisor", "admin")
+
+
+class StaffAccount(Base):
+    """A staff member. `totp_last_counter` is the last accepted TOTP time step, so a code
+    cannot be used twice; `failed_logins` and `locked_until` drive the login back-off;
+    `session_epoch` goes up at logout, ending every session cookie issued before."""
+
+    __tablename__ = "staff_accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    totp_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
+    totp_last_counter: Mapped[int | None] = mapped_column(Integer)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AuditEntry(Base):
+    """Who did what and when in the console. Append-only; `detail` is short and never
+    holds report text, passwords or codes."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    actor: Mapped[str | None] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str | None] = mapped_column(String(80))
+    detail: Mapped[str | None] = mapped_column(String(300))
+
+
+# -- Case work (console/cases.py): who holds a case, staff notes (sealed to the staff key
+# like everything else written about a report) and referrals to institutions of the
+# directory built from content/facts.yml (`institution_key` is the fact id).
+
+
+class CaseAssignment(Base):
+    """The staff member a report is assigned to (one at a time; none when the row is absent)."""
+
+    __tablename__ = "case_assignments"
+
+    report_id: Mapped[str] = mapped_column(String(36), ForeignKey("reports.id", ondelete="CASCADE"), primary_key=True)
+    staff_id: Mapped[int] = mapped_column(Integer, ForeignKey("staff_accounts.id"), index=True)
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CaseNote(Base):
+    """An internal note on a report, for staff only; the text is sealed to the staff key."""
+
+    __tablename__ = "case_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    report_id: Mapped[str] = _report_fk()
+    author_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("staff_accounts.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sealed_body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Referral(Base):
+    """A report referred to an institution of the directory (`institution_key`: a fact id)."""
+
+    __tablename__ = "referrals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    report_id: Mapped[str] = _report_fk()
+    institution_key: Mapped[str] = mapped_column(String(100))
+    country: Mapped[str | None] = mapped_column(String(2))
+    referred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    staff_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("staff_accounts.id"))

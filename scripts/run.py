@@ -50,6 +50,7 @@ def main() -> int:
             print(f"    Channel gateway            {stack.gateway_url}   logs: {log_dir / 'gateway.log'}")
             print("      webhooks                 /webhooks/twilio/sms  /webhooks/twilio/whatsapp  /webhooks/telegram")
             print(f"    Phone simulator (browser)  {stack.gateway_url}/simulator")
+            print(f"    Staff console (browser)    {stack.gateway_url}/console   (make console-admin USERNAME=you)")
             print(f"    Rasa REST webhook          {stack.webhook}")
             print("    This chat goes through the gateway, as an SMS from a made-up number.")
             return terminal.main(["--url", f"{stack.gateway_url}/simulator/messages", "--sender", "+50255550000"])

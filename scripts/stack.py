@@ -83,6 +83,7 @@ def _environment(stack: Stack) -> dict[str, str]:
         PTB_TIMEDELTA="true",  # python-telegram-bot 22: durations as timedelta, without a deprecation warning
     )
     env.setdefault("HOTLINE_PUBLIC_URL", stack.gateway_url)
+    env.setdefault("HOTLINE_CONSOLE_INSECURE_COOKIES", "1")  # plain http on 127.0.0.1; production sets https
     return env
 
 

@@ -1,0 +1,468 @@
+"""The console web app (Starlette), meant to be mounted at `/console`:
+
+    app = Starlette(routes=[Mount("/console", app=create_console_app(load_console_settings()))])
+
+Sessions live in a signed cookie (HttpOnly, SameSite=Strict, Secure unless
+HOTLINE_CONSOLE_INSECURE_COOKIES=1) holding only ids, times and the CSRF token; idle and
+absolute expiry are checked here, on the server's clock. Every POST carries the session's
+CSRF token. Pages are Spanish, server-rendered, autoescaped.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from nacl.public import PrivateKey
+from sqlalchemy import Engine, select
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from console import auth, keys
+from console.config import ConsoleSettings
+from reports.config import load_settings
+from reports.db import make_engine, transaction
+from reports.keys import Keys, load_keys, load_private_key
+from reports.models import ROLES, AuditEntry, StaffAccount
+
+HERE = Path(__file__).resolve().parent
+COOKIE_NAME = "hotline_console"
+MAX_BODY = 64 * 1024
+PENDING_LOGIN = timedelta(minutes=5)
+AUDIT_PAGE = 200
+ROLE_NAMES = {"agent": "agente", "supervisor": "supervisor", "admin": "administrador"}
+FAILED_LOGIN = (
+    "No se pudo iniciar sesión. Revise el usuario y la contraseña, o espere unos minutos y vuelva a intentarlo."
+)
+FAILED_CODE = "El código no es válido. Use el código actual de su aplicación (cada código sirve una sola vez)."
+SECURITY_HEADERS = [
+    (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+]
+
+
+class SecurityHeaders:
+    """Adds the security headers to every answer and refuses large or unsized bodies (413/411)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name for name, _ in SECURITY_HEADERS}
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message["headers"] = headers + SECURITY_HEADERS
+            await send(message)
+
+        if scope["method"] == "POST":
+            length = dict(scope["headers"]).get(b"content-length")
+            status = 411 if length is None else 413 if not length.isdigit() or int(length) > MAX_BODY else 0
+            if status:
+                response = HTMLResponse("<!doctype html><title>Error</title><p>Solicitud no aceptada.</p>", status)
+                await response(scope, receive, send_with_headers)
+                return
+        await self.app(scope, receive, send_with_headers)
+
+
+class Console:
+    """The state every handler shares: settings, engine, key, templates. Implements auth.Gate."""
+
+    def __init__(self, settings: ConsoleSettings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        env = {"HOTLINE_CONSOLE_KEY": settings.console_key} if settings.console_key else {}
+        self.key = keys.load_console_key(settings.keys_dir, env)
+        self.templates = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(HERE / "templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+        )
+        self.css = (HERE / "static" / "console.css").read_text(encoding="utf-8")
+        self._report_keys: tuple[Keys, PrivateKey] | None = None
+
+    def report_keys(self) -> tuple[Keys, PrivateKey]:
+        """The keyring with the staff private key (the console is the only process holding
+        reports.key), loaded on first use; raises reports.keys.KeyringError when missing."""
+        if self._report_keys is None:
+            base = replace(load_settings(), database_url=self.settings.database_url, keys_dir=self.settings.keys_dir)
+            self._report_keys = (load_keys(base), load_private_key(base))
+        return self._report_keys
+
+    def now(self) -> datetime:
+        return self.settings.clock()
+
+    # -- pages
+
+    def render(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        context.setdefault("account", None)
+        context.setdefault("error", None)
+        context.setdefault("message", None)
+        html = self.templates.get_template(template).render(
+            base=base_path(request), csrf=csrf_token(request), role_names=ROLE_NAMES, **context
+        )
+        return HTMLResponse(html, status_code=status)
+
+    def error(self, request: Request, status: int, title: str, text: str) -> HTMLResponse:
+        return self.render(request, "error.html", status, title=title, text=text)
+
+    def to_login(self, request: Request, expired: bool = False) -> RedirectResponse:
+        suffix = "?caducada=1" if expired else ""
+        return RedirectResponse(f"{base_path(request)}/login{suffix}", status_code=303)
+
+    # -- the gate
+
+    def session_expired(self, session: dict[str, Any]) -> bool:
+        now = self.now().timestamp()
+        seen, started = session.get("seen"), session.get("started")
+        if not isinstance(seen, int | float) or not isinstance(started, int | float):
+            return True
+        idle = timedelta(minutes=self.settings.idle_minutes).total_seconds()
+        longest = timedelta(hours=self.settings.max_session_hours).total_seconds()
+        return now - seen > idle or now - started > longest or seen > now + 60
+
+    async def admit(self, request: Request, role: str) -> StaffAccount | Response:
+        session = request.session
+        uid = session.get("uid")
+        if not isinstance(uid, int):
+            session.clear()
+            return self.to_login(request)
+        if self.session_expired(session):
+            session.clear()
+            await run_in_threadpool(auth.audit, self.engine, "session_expired", self.now(), target=f"cuenta {uid}")
+            return self.to_login(request, expired=True)
+        account = await run_in_threadpool(self.load_account, uid)
+        if (
+            account is None
+            or account.disabled
+            or session.get("epoch") != account.session_epoch
+            or (self.settings.production and not account.totp_confirmed)
+        ):
+            session.clear()
+            return self.to_login(request)
+        if not auth.has_role(account.role, role):
+            await run_in_threadpool(
+                auth.audit, self.engine, "forbidden", self.now(), actor=account.username, target=request.url.path
+            )
+            return self.error(request, 403, "Acceso no permitido", "Su rol no permite ver esta página.")
+        if request.method == "POST":
+            form = await read_form(request)
+            if not csrf_ok(request, form):
+                return self.csrf_refused(request)
+            request.state.form = form
+        session["seen"] = self.now().timestamp()
+        return account
+
+    def load_account(self, account_id: int) -> StaffAccount | None:
+        with transaction(self.engine) as session:
+            return session.get(StaffAccount, account_id)
+
+    def csrf_refused(self, request: Request) -> HTMLResponse:
+        return self.error(
+            request,
+            403,
+            "Formulario caducado",
+            "El formulario no es válido o ha caducado. Vuelva a la página, recárguela e inténtelo de nuevo.",
+        )
+
+    def start_session(self, request: Request, account_id: int, epoch: int) -> None:
+        session = request.session
+        session.clear()
+        now = self.now().timestamp()
+        session.update(uid=account_id, epoch=epoch, started=now, seen=now, csrf=secrets.token_urlsafe(32))
+
+
+def base_path(request: Request) -> str:
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def csrf_token(request: Request) -> str:
+    if "session" not in request.scope:  # the 500 page, outside the session middleware
+        return ""
+    token = request.session.get("csrf")
+    if not isinstance(token, str) or len(token) < 32:
+        token = secrets.token_urlsafe(32)
+        request.session["csrf"] = token
+    return token
+
+
+def csrf_ok(request: Request, form: FormData) -> bool:
+    sent, expected = form.get("csrf"), request.session.get("csrf")
+    if not isinstance(sent, str) or not isinstance(expected, str) or not expected:
+        return False
+    return hmac.compare_digest(sent.encode(), expected.encode())
+
+
+async def read_form(request: Request) -> FormData:
+    try:
+        return await request.form(max_files=0, max_fields=20, max_part_size=MAX_BODY)
+    except HTTPException:
+        raise
+    except Exception as error:  # malformed bodies: a 400, never a 500
+        raise HTTPException(400) from error
+
+
+def text_field(form: FormData, name: str, limit: int) -> str:
+    value = form.get(name)
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def console_of(request: Request) -> Console:
+    console: Console = request.app.state.gate
+    return console
+
+
+# -- handlers ---------------------------------------------------------------------------------
+
+
+async def login_page(request: Request) -> Response:
+    console = console_of(request)
+    if isinstance(request.session.get("uid"), int) and not console.session_expired(request.session):
+        return RedirectResponse(f"{base_path(request)}/", status_code=303)
+    expired = request.query_params.get("caducada") == "1"
+    message = "Su sesión ha caducado. Vuelva a iniciar sesión." if expired else None
+    return console.render(request, "login.html", message=message, username="")
+
+
+async def login_submit(request: Request) -> Response:
+    console = console_of(request)
+    form = await read_form(request)
+    if not csrf_ok(request, form):
+        return console.csrf_refused(request)
+    username = text_field(form, "username", 200).strip()
+    password = text_field(form, "password", auth.PASSWORD_MAX + 1)
+    now = console.now()
+    check = await run_in_threadpool(auth.check_password, console.engine, username, password, now)
+    if check is None:
+        return console.render(request, "login.html", 401, error=FAILED_LOGIN, username=username)
+    if not check.has_totp and not console.settings.production:
+        epoch = await run_in_threadpool(
+            auth.login_succeeded, console.engine, check.account_id, now, "contraseña (desarrollo)"
+        )
+        console.start_session(request, check.account_id, epoch)
+        return RedirectResponse(f"{base_path(request)}/", status_code=303)
+    session = request.session
+    session.clear()
+    session.update(
+        pending=check.account_id,
+        pending_at=now.timestamp(),
+        enrol=not check.has_totp,
+        csrf=secrets.token_urlsafe(32),
+    )
+    return RedirectResponse(f"{base_path(request)}/login/totp", status_code=303)
+
+
+def _pending(console: Console, request: Request) -> int | None:
+    session = request.session
+    pending, since = session.get("pending"), session.get("pending_at")
+    if not isinstance(pending, int) or not isinstance(since, int | float):
+        return None
+    if console.now().timestamp() - since > PENDING_LOGIN.total_seconds():
+        return None
+    return pending
+
+
+async def _totp_page(request: Request, console: Console, account_id: int, status: int, error: str | None) -> Response:
+    enrol = bool(request.session.get("enrol"))
+    context: dict[str, Any] = {"enrol": enrol, "error": error}
+    if enrol:
+        try:
+            secret = await run_in_threadpool(auth.start_enrolment, console.engine, account_id, console.key)
+        except (LookupError, auth.AccountError):
+            request.session.clear()
+            return console.to_login(request)
+        account = await run_in_threadpool(console.load_account, account_id)
+        context["secret"] = secret
+        context["uri"] = auth.provisioning_uri(secret, account.username if account else "")
+    return console.render(request, "totp.html", status, **context)
+
+
+async def totp_page(request: Request) -> Response:
+    console = console_of(request)
+    account_id = _pending(console, request)
+    if account_id is None:
+        request.session.clear()
+        return console.to_login(request)
+    return await _totp_page(request, console, account_id, 200, None)
+
+
+async def totp_submit(request: Request) -> Response:
+    console = console_of(request)
+    account_id = _pending(console, request)
+    if account_id is None:
+        request.session.clear()
+        return console.to_login(request, expired=True)
+    form = await read_form(request)
+    if not csrf_ok(request, form):
+        return console.csrf_refused(request)
+    code = text_field(form, "code", 16)
+    enrol = bool(request.session.get("enrol"))
+    now = console.now()
+    ok = await run_in_threadpool(auth.check_totp, console.engine, account_id, code, now, console.key, enrol)
+    if not ok:
+        return await _totp_page(request, console, account_id, 401, FAILED_CODE)
+    detail = "contraseña y alta de TOTP" if enrol else "contraseña y TOTP"
+    epoch = await run_in_threadpool(auth.login_succeeded, console.engine, account_id, now, detail)
+    console.start_session(request, account_id, epoch)
+    return RedirectResponse(f"{base_path(request)}/", status_code=303)
+
+
+@auth.requires("agent")
+async def logout(request: Request, account: StaffAccount) -> Response:
+    console = console_of(request)
+    await run_in_threadpool(auth.log_out, console.engine, account.id, console.now())
+    request.session.clear()
+    return console.to_login(request)
+
+
+@auth.requires("agent")
+async def home(request: Request, account: StaffAccount) -> Response:
+    return console_of(request).render(request, "home.html", account=account)
+
+
+@auth.requires("supervisor")
+async def audit_page(request: Request, account: StaffAccount) -> Response:
+    console = console_of(request)
+
+    def read() -> list[AuditEntry]:
+        with transaction(console.engine) as session:
+            auth.record(session, "audit_viewed", console.now(), actor=account.username)
+            return list(session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(AUDIT_PAGE)))
+
+    entries = await run_in_threadpool(read)
+    return console.render(request, "audit.html", account=account, entries=entries)
+
+
+def _accounts(console: Console) -> list[StaffAccount]:
+    with transaction(console.engine) as session:
+        return list(session.scalars(select(StaffAccount).order_by(StaffAccount.username)))
+
+
+async def _accounts_page(request: Request, account: StaffAccount, status: int = 200, **context: Any) -> HTMLResponse:
+    console = console_of(request)
+    context.setdefault("form", {"username": "", "role": "agent"})
+    accounts = await run_in_threadpool(_accounts, console)
+    return console.render(request, "accounts.html", status, account=account, accounts=accounts, roles=ROLES, **context)
+
+
+@auth.requires("admin")
+async def accounts_page(request: Request, account: StaffAccount) -> Response:
+    return await _accounts_page(request, account)
+
+
+@auth.requires("admin")
+async def accounts_create(request: Request, account: StaffAccount) -> Response:
+    console = console_of(request)
+    form: FormData = request.state.form
+    username = text_field(form, "username", 200).strip()
+    role = text_field(form, "role", 20)
+    password = text_field(form, "password", auth.PASSWORD_MAX + 1)
+    repeated = text_field(form, "password2", auth.PASSWORD_MAX + 1)
+    filled = {"username": username, "role": role}
+    if not hmac.compare_digest(password.encode(), repeated.encode()):
+        return await _accounts_page(request, account, 400, form=filled, error="Las contraseñas no coinciden.")
+    try:
+        created = await run_in_threadpool(
+            auth.create_account, console.engine, username, role, password, console.now(), account.username
+        )
+    except auth.AccountError as error:
+        return await _accounts_page(request, account, 400, form=filled, error=str(error))
+    message = f"Cuenta «{created.username}» creada. Al entrar por primera vez dará de alta su segundo factor."
+    return await _accounts_page(request, account, 200, message=message)
+
+
+@auth.requires("admin")
+async def accounts_disable(request: Request, account: StaffAccount) -> Response:
+    console = console_of(request)
+    account_id = int(request.path_params["account_id"])
+    if account_id == account.id:
+        return await _accounts_page(request, account, 400, error="No puede desactivar su propia cuenta.")
+    try:
+        target = await run_in_threadpool(
+            auth.set_disabled, console.engine, account_id, True, console.now(), account.username
+        )
+    except LookupError:
+        return console.error(request, 404, "No encontrado", "Esa cuenta no existe.")
+    return await _accounts_page(request, account, 200, message=f"Cuenta «{target.username}» desactivada.")
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def stylesheet(request: Request) -> Response:
+    return Response(console_of(request).css, media_type="text/css")
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    console = console_of(request)
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    titles = {
+        400: ("Solicitud no válida", "Los datos enviados no son válidos."),
+        404: ("No encontrado", "La página que busca no existe."),
+        405: ("Método no permitido", "Esta dirección no acepta esa acción."),
+    }
+    title, text = titles.get(status, ("Error", "No se pudo completar la solicitud."))
+    if status >= 500:
+        title, text = "Error interno", "Algo falló en el servidor. Vuelva a intentarlo más tarde."
+    return console.error(request, status, title, text)
+
+
+def create_console_app(settings: ConsoleSettings, engine: Engine | None = None) -> Starlette:
+    """The console; `engine` defaults to one made from settings.database_url (migrated already)."""
+    from console import cases  # here: cases imports this module
+
+    console = Console(settings, engine if engine is not None else make_engine(settings.database_url))
+    secret = settings.secret or keys.derive(console.key, "console session cookie").hex()
+    app = Starlette(
+        routes=[
+            Route("/", home),
+            Route("/login", login_page, methods=["GET"]),
+            Route("/login", login_submit, methods=["POST"]),
+            Route("/login/totp", totp_page, methods=["GET"]),
+            Route("/login/totp", totp_submit, methods=["POST"]),
+            Route("/logout", logout, methods=["POST"]),
+            Route("/audit", audit_page),
+            Route("/admin/accounts", accounts_page, methods=["GET"]),
+            Route("/admin/accounts", accounts_create, methods=["POST"]),
+            Route("/admin/accounts/{account_id:int}/disable", accounts_disable, methods=["POST"]),
+            *cases.case_routes(),
+            Route("/health", health),
+            Route("/static/console.css", stylesheet),
+        ],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(
+                SessionMiddleware,
+                secret_key=secret,
+                session_cookie=COOKIE_NAME,
+                max_age=settings.max_session_hours * 3600,
+                path=settings.cookie_path,
+                same_site="strict",
+                https_only=not settings.insecure_cookies,
+            ),
+        ],
+        exception_handlers={HTTPException: http_error, Exception: http_error},
+    )
+    app.state.gate = console
+    return app

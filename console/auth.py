@@ -1,0 +1,333 @@
+"""Passwords (Argon2id), the TOTP second factor, login back-off, roles and the audit log.
+
+Everything here is synchronous (database and Argon2 work): the web handlers run it in a
+thread pool. Times come in as arguments so the back-off and TOTP steps can be tested
+without waiting.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import pyotp
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import Response
+
+from console import keys
+from reports.db import transaction
+from reports.models import ROLES, AuditEntry, StaffAccount
+
+ROLE_RANK = {role: rank for rank, role in enumerate(ROLES)}  # agent < supervisor < admin
+USERNAME_MAX = 64
+USERNAME_PATTERN = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+PASSWORD_MIN = 12
+PASSWORD_MAX = 1024  # Argon2 cost does not depend on length, but bodies stay small
+FAILURES_BEFORE_LOCK = 5
+FIRST_LOCK = timedelta(minutes=1)
+LONGEST_LOCK = timedelta(hours=1)
+TOTP_INTERVAL = 30
+TOTP_ISSUER = "Línea migrante"
+
+HASHER = PasswordHasher(type=Type.ID)
+_DUMMY_HASH: list[str] = []  # made once: unknown users cost the same Argon2 work
+
+
+class AccountError(ValueError):
+    """Input that cannot make an account; the message is Spanish, for staff."""
+
+
+def hash_password(password: str) -> str:
+    return HASHER.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return HASHER.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _dummy_hash() -> str:
+    if not _DUMMY_HASH:
+        _DUMMY_HASH.append(HASHER.hash("not a password of anyone"))
+    return _DUMMY_HASH[0]
+
+
+def has_role(role: str, needed: str) -> bool:
+    return role in ROLE_RANK and ROLE_RANK[role] >= ROLE_RANK[needed]
+
+
+# -- audit log ---------------------------------------------------------------------------
+
+
+def record(
+    session: Session,
+    action: str,
+    now: datetime,
+    actor: str | None = None,
+    target: str | None = None,
+    detail: str | None = None,
+) -> None:
+    """One audit entry; values are cut to their columns (never passwords nor report text)."""
+    session.add(
+        AuditEntry(
+            at=now,
+            actor=actor[:64] if actor is not None else None,
+            action=action[:40],
+            target=target[:80] if target is not None else None,
+            detail=detail[:300] if detail is not None else None,
+        )
+    )
+
+
+def audit(engine: Engine, action: str, now: datetime, **values: str | None) -> None:
+    with transaction(engine) as session:
+        record(session, action, now, **values)
+
+
+# -- accounts ----------------------------------------------------------------------------
+
+
+def validate_username(username: str) -> str:
+    if not USERNAME_PATTERN.fullmatch(username):
+        raise AccountError("El nombre de usuario debe tener de 1 a 64 caracteres: letras sin tilde, números, . _ @ -")
+    return username
+
+
+def validate_password(password: str) -> str:
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise AccountError(f"La contraseña debe tener entre {PASSWORD_MIN} y {PASSWORD_MAX} caracteres.")
+    return password
+
+
+def validate_role(role: str) -> str:
+    if role not in ROLE_RANK:
+        raise AccountError("Rol no válido: agente, supervisor o administrador.")
+    return role
+
+
+def create_account(
+    engine: Engine, username: str, role: str, password: str, now: datetime, created_by: str | None
+) -> StaffAccount:
+    """A new account (validated); raises AccountError when the input or the name is taken."""
+    validate_username(username)
+    validate_role(role)
+    validate_password(password)
+    password_hash = hash_password(password)
+    with transaction(engine) as session:
+        if session.scalar(select(StaffAccount.id).where(StaffAccount.username == username)) is not None:
+            raise AccountError("Ya existe una cuenta con ese nombre de usuario.")
+        account = StaffAccount(
+            username=username,
+            password_hash=password_hash,
+            role=role,
+            totp_confirmed=False,
+            failed_logins=0,
+            disabled=False,
+            session_epoch=0,
+            created_at=now,
+        )
+        session.add(account)
+        record(session, "account_created", now, actor=created_by, target=username, detail=f"rol={role}")
+    return account
+
+
+def set_disabled(engine: Engine, account_id: int, disabled: bool, now: datetime, actor: str | None) -> StaffAccount:
+    """Disable (or enable) an account; raises LookupError for an unknown id."""
+    with transaction(engine) as session:
+        account = session.get(StaffAccount, account_id)
+        if account is None:
+            raise LookupError(account_id)
+        account.disabled = disabled
+        action = "account_disabled" if disabled else "account_enabled"
+        record(session, action, now, actor=actor, target=account.username)
+    return account
+
+
+# -- login ---------------------------------------------------------------------------------
+
+
+def lock_duration(failures: int) -> timedelta | None:
+    """No lock before the fifth failure; then 1 min, doubling with each failure, up to 1 h."""
+    if failures < FAILURES_BEFORE_LOCK:
+        return None
+    steps = min(failures - FAILURES_BEFORE_LOCK, 12)
+    return min(FIRST_LOCK * (1 << steps), LONGEST_LOCK)
+
+
+def _register_failure(engine: Engine, account_id: int, now: datetime, username: str, reason: str) -> None:
+    with transaction(engine) as session:
+        account = session.get(StaffAccount, account_id)
+        if account is not None:
+            account.failed_logins += 1
+            lock = lock_duration(account.failed_logins)
+            if lock is not None:
+                account.locked_until = now + lock
+                reason += f"; bloqueada {int(lock.total_seconds())} s"
+        record(session, "login_failed", now, actor=username, detail=reason)
+
+
+@dataclass(frozen=True)
+class PasswordCheck:
+    """A passed password check: the account and what the second factor step must do."""
+
+    account_id: int
+    username: str
+    role: str
+    has_totp: bool
+
+
+def check_password(engine: Engine, username: str, password: str, now: datetime) -> PasswordCheck | None:
+    """The account if the password is right and the account usable; None otherwise, after the
+    same Argon2 work whether the user exists, is locked or disabled (one answer for all)."""
+    account: StaffAccount | None = None
+    if len(username) <= USERNAME_MAX and len(password) <= PASSWORD_MAX:
+        with transaction(engine) as session:
+            account = session.scalar(select(StaffAccount).where(StaffAccount.username == username))
+    password = password[:PASSWORD_MAX]
+    if account is None:
+        verify_password(_dummy_hash(), password)
+        audit(engine, "login_failed", now, actor=username, detail="usuario desconocido")
+        return None
+    right = verify_password(account.password_hash, password)
+    if account.disabled:
+        audit(engine, "login_failed", now, actor=username, detail="cuenta desactivada")
+        return None
+    if account.locked_until is not None and account.locked_until > now:
+        audit(engine, "login_failed", now, actor=username, detail="cuenta bloqueada")
+        return None
+    if not right:
+        _register_failure(engine, account.id, now, username, "contraseña incorrecta")
+        return None
+    return PasswordCheck(account.id, account.username, account.role, account.totp_confirmed)
+
+
+def login_succeeded(engine: Engine, account_id: int, now: datetime, detail: str) -> int:
+    """Resets the back-off and records the login; returns the account's session epoch."""
+    with transaction(engine) as session:
+        account = session.get(StaffAccount, account_id)
+        if account is None:
+            raise LookupError(account_id)
+        account.failed_logins = 0
+        account.locked_until = None
+        record(session, "login", now, actor=account.username, detail=detail)
+        return account.session_epoch
+
+
+def log_out(engine: Engine, account_id: int, now: datetime) -> None:
+    """Ends every session of the account (their cookies carry the old epoch) and records it."""
+    with transaction(engine) as session:
+        account = session.get(StaffAccount, account_id)
+        if account is not None:
+            account.session_epoch += 1
+            record(session, "logout", now, actor=account.username)
+
+
+# -- TOTP ----------------------------------------------------------------------------------
+
+
+def new_totp_secret() -> str:
+    return pyotp.random_base32()
+
+
+def provisioning_uri(secret: str, username: str) -> str:
+    return pyotp.TOTP(secret, interval=TOTP_INTERVAL).provisioning_uri(name=username, issuer_name=TOTP_ISSUER)
+
+
+def matching_counter(secret: str, code: str, now: datetime, last_counter: int | None) -> int | None:
+    """The time step a code belongs to (now, one before or one after), if it is later than the
+    last accepted one: a code is good once."""
+    code = code.strip().replace(" ", "")
+    if len(code) != 6 or not code.isascii() or not code.isdigit():
+        return None
+    totp = pyotp.TOTP(secret, interval=TOTP_INTERVAL)
+    current = totp.timecode(now)
+    found = None
+    for counter in (current - 1, current, current + 1):
+        if hmac.compare_digest(totp.generate_otp(counter), code) and (last_counter is None or counter > last_counter):
+            found = counter
+    return found
+
+
+def start_enrolment(engine: Engine, account_id: int, console_key: bytes) -> str:
+    """A new TOTP secret for an account without a confirmed one (sealed in the database);
+    an unconfirmed secret already there is kept, so reloading the page shows the same one."""
+    with transaction(engine) as session:
+        account = session.get(StaffAccount, account_id)
+        if account is None:
+            raise LookupError(account_id)
+        if account.totp_confirmed:
+            raise AccountError("La cuenta ya tiene un segundo factor.")
+        if account.totp_secret_sealed is not None:
+            return keys.unseal(console_key, account.totp_secret_sealed).decode()
+        secret = new_totp_secret()
+        account.totp_secret_sealed = keys.seal(console_key, secret.encode())
+        return secret
+
+
+def check_totp(engine: Engine, account_id: int, code: str, now: datetime, console_key: bytes, enrolling: bool) -> bool:
+    """Checks a code (a failure counts towards the lock); enrolling confirms the secret."""
+    with transaction(engine) as session:
+        account = session.get(StaffAccount, account_id)
+        if account is None or account.disabled or account.totp_secret_sealed is None:
+            return False
+        if account.locked_until is not None and account.locked_until > now:
+            record(session, "login_failed", now, actor=account.username, detail="cuenta bloqueada")
+            return False
+        if account.totp_confirmed == enrolling:
+            return False
+        secret = keys.unseal(console_key, account.totp_secret_sealed).decode()
+        counter = matching_counter(secret, code[:16], now, account.totp_last_counter)
+        if counter is not None:
+            account.totp_last_counter = counter
+            if enrolling:
+                account.totp_confirmed = True
+                record(session, "totp_enrolled", now, actor=account.username)
+            return True
+        username = account.username
+    _register_failure(engine, account_id, now, username, "código incorrecto")
+    return False
+
+
+# -- route roles ---------------------------------------------------------------------------
+
+
+class Gate(Protocol):
+    """What the console app provides: the signed-in account allowed to see a route, or the
+    answer to give instead (a redirect to login, a 403 page)."""
+
+    async def admit(self, request: Request, role: str) -> StaffAccount | Response: ...
+
+
+Handler = Callable[[Request, StaffAccount], Awaitable[Response]]
+
+
+def requires(role: str) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """Route decorator: the handler runs only for a signed-in account with `role` or higher
+    (and, on POST, a valid CSRF token), given as its second argument."""
+    if role not in ROLE_RANK:
+        raise ValueError(f"unknown role {role!r}")
+
+    def decorate(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        @functools.wraps(handler)
+        async def endpoint(request: Request) -> Response:
+            gate: Gate = request.app.state.gate
+            admitted = await gate.admit(request, role)
+            if isinstance(admitted, Response):
+                return admitted
+            return await handler(request, admitted)
+
+        endpoint.required_role = role  # type: ignore[attr-defined]
+        return endpoint
+
+    return decorate

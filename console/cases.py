@@ -1,0 +1,506 @@
+"""Queue and case work: the queue (urgent first, then oldest first, with filters), the report
+page (opened with the staff private key only when shown; each view audited), status changes,
+assignment, internal notes (sealed to the staff key), referrals to the directory of
+content/facts.yml and messages the tipster reads with their code.
+
+Every action writes an AuditEntry naming who, what and the report id, never report text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from nacl.public import PrivateKey
+from sqlalchemy import case, select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from console import auth, directory
+from console.app import Console, base_path, console_of
+from reports import crypto, service
+from reports.db import transaction
+from reports.keys import KeyringError, Keys
+from reports.models import (
+    KINDS,
+    STATUSES,
+    CaseAssignment,
+    CaseNote,
+    Referral,
+    Report,
+    StaffAccount,
+)
+from reports.triage import priority_label, reason_labels
+
+MAX_NOTE_CHARS = service.MAX_TEXT_CHARS  # 4000, for notes, status notes and tipster messages
+FORM_TEXT_LIMIT = 64 * 1024  # what is kept of a field to show it back (the body is capped anyway)
+QUEUE_LIMIT = 200
+REPORT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+STATUS_NAMES = {"received": "nuevo", "in_review": "en revisión", "referred": "referido", "closed": "cerrado"}
+KIND_NAMES = {
+    "sexual": "explotación sexual",
+    "labour": "trabajo forzoso",
+    "begging": "mendicidad forzada",
+    "forced_crime": "delitos forzados",
+    "child": "niñas, niños y adolescentes",
+    "forced_marriage": "matrimonio forzado",
+    "organ_removal": "extracción de órganos",
+    "other": "otro",
+    "unknown": "no se sabe",
+}
+DONE = {
+    "estado": "Estado cambiado.",
+    "asignacion": "Asignación guardada.",
+    "nota": "Nota guardada.",
+    "derivacion": "Denuncia derivada.",
+    "mensaje": "Mensaje guardado: la persona lo leerá cuando consulte con su código.",
+}
+TOO_LONG = "El texto tiene {n} caracteres; el máximo es {limit}. Acórtelo y vuelva a enviarlo (no se ha guardado nada)."
+EMPTY = "Escriba un texto antes de enviarlo."
+NO_KEY = "La clave privada de las denuncias no está en este servidor: no se pueden abrir denuncias."
+
+
+class NotFound(LookupError):
+    """No report with that id."""
+
+
+class UnknownStaff(ValueError):
+    """An assignment to an account that does not exist or is disabled."""
+
+
+# -- queue --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    country: str = ""
+    kind: str = ""
+    status: str = ""  # "" = open (not closed), "todos" = all
+    assignee: str = ""  # "" = anyone, "nadie" = unassigned, else a staff id
+
+    @classmethod
+    def from_query(cls, params: Any) -> tuple[QueueFilters, list[str]]:
+        """The filters from the query string; values that are not valid are dropped and named."""
+        wrong: list[str] = []
+        country = str(params.get("pais", "")).strip().upper()
+        if country and not (len(country) == 2 and country.isascii() and country.isalpha()):
+            wrong.append("país")
+            country = ""
+        kind = str(params.get("tipo", ""))
+        if kind and kind not in KINDS:
+            wrong.append("tipo")
+            kind = ""
+        status = str(params.get("estado", ""))
+        if status and status not in (*STATUSES, "todos"):
+            wrong.append("estado")
+            status = ""
+        assignee = str(params.get("asignado", ""))
+        if assignee and assignee != "nadie" and not (assignee.isascii() and assignee.isdigit() and len(assignee) < 10):
+            wrong.append("asignado")
+            assignee = ""
+        return cls(country, kind, status, assignee), wrong
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    id: str
+    created_at: Any
+    priority: str
+    country: str | None
+    kind: str | None
+    status: str
+    reasons: list[str]
+    assignee: str | None
+
+
+def queue(session: Session, filters: QueueFilters, limit: int = QUEUE_LIMIT) -> list[QueueRow]:
+    """Reports in the queue order: urgent first, then the oldest first."""
+    query = (
+        select(Report, StaffAccount.username)
+        .outerjoin(CaseAssignment, CaseAssignment.report_id == Report.id)
+        .outerjoin(StaffAccount, StaffAccount.id == CaseAssignment.staff_id)
+    )
+    if filters.country:
+        query = query.where(Report.country == filters.country)
+    if filters.kind:
+        query = query.where(Report.kind == filters.kind)
+    if filters.status == "":
+        query = query.where(Report.status != "closed")
+    elif filters.status != "todos":
+        query = query.where(Report.status == filters.status)
+    if filters.assignee == "nadie":
+        query = query.where(CaseAssignment.report_id.is_(None))
+    elif filters.assignee:
+        query = query.where(CaseAssignment.staff_id == int(filters.assignee))
+    query = query.order_by(case((Report.priority == "urgent", 0), else_=1), Report.created_at, Report.id).limit(limit)
+    return [
+        QueueRow(
+            id=report.id,
+            created_at=report.created_at,
+            priority=report.priority,
+            country=report.country,
+            kind=report.kind,
+            status=report.status,
+            reasons=reason_labels(report.triage_reasons),
+            assignee=username,
+        )
+        for report, username in session.execute(query)
+    ]
+
+
+def _staff(session: Session) -> list[StaffAccount]:
+    return list(session.scalars(select(StaffAccount).order_by(StaffAccount.username)))
+
+
+@auth.requires("agent")
+async def queue_page(request: Request, account: StaffAccount) -> Response:
+    console = console_of(request)
+    filters, wrong = QueueFilters.from_query(request.query_params)
+
+    def read() -> tuple[list[QueueRow], list[StaffAccount]]:
+        with transaction(console.engine) as session:
+            return queue(session, filters), _staff(session)
+
+    rows, staff = await run_in_threadpool(read)
+    error = f"Filtro no válido, no aplicado: {', '.join(wrong)}." if wrong else None
+    return console.render(
+        request,
+        "queue.html",
+        account=account,
+        rows=rows,
+        filters=filters,
+        staff=staff,
+        countries=sorted(directory.directory()),
+        error=error,
+        **_labels(),
+    )
+
+
+def _labels() -> dict[str, Any]:
+    return {
+        "status_names": STATUS_NAMES,
+        "kind_names": KIND_NAMES,
+        "kinds": KINDS,
+        "statuses": STATUSES,
+        "priority_label": priority_label,
+    }
+
+
+# -- the report page ------------------------------------------------------------------------
+
+
+def _target(report_id: str) -> str:
+    return f"denuncia {report_id}"
+
+
+def _open_page(
+    console: Console, report_id: str, account: StaffAccount, private_key: PrivateKey, detail: str | None
+) -> dict[str, Any]:
+    """Everything the page shows, opened now; the view is audited in the same transaction."""
+    with transaction(console.engine) as session:
+        try:
+            opened = service.open_report(session, report_id, private_key)
+        except service.ReportNotFound as error:
+            raise NotFound(report_id) from error
+        names = {s.id: s.username for s in _staff(session)}
+
+        def unsealed(blob: bytes) -> str:
+            try:
+                return crypto.unseal_text(private_key, blob)
+            except crypto.SealError:
+                return "(no se puede abrir con la clave actual)"
+
+        notes = [
+            {"at": n.created_at, "author": names.get(n.author_id or -1, "—"), "text": unsealed(n.sealed_body)}
+            for n in session.scalars(select(CaseNote).where(CaseNote.report_id == report_id).order_by(CaseNote.id))
+        ]
+        referrals = []
+        for r in session.scalars(select(Referral).where(Referral.report_id == report_id).order_by(Referral.id)):
+            contact = directory.find(r.institution_key)
+            referrals.append({"at": r.referred_at, "staff": names.get(r.staff_id or -1, "—"), "contact": contact})
+        assignment = session.get(CaseAssignment, report_id)
+        auth.record(
+            session, "report_viewed", console.now(), actor=account.username, target=_target(report_id), detail=detail
+        )
+    for change in opened["status_changes"]:
+        actor = change["actor"]
+        change["actor_name"] = names.get(int(actor), actor) if actor and actor.isdigit() else (actor or "sistema")
+    return {
+        "report": opened,
+        "reasons": reason_labels(opened["triage_reasons"]),
+        "notes": notes,
+        "referrals": referrals,
+        "assignee": names.get(assignment.staff_id) if assignment else None,
+        "assignee_id": assignment.staff_id if assignment else None,
+        "staff": [(staff_id, name) for staff_id, name in sorted(names.items(), key=lambda item: item[1])],
+        "contacts": directory.contacts_for(opened["country"]),
+    }
+
+
+def _report_id(request: Request) -> str | None:
+    value = str(request.path_params.get("report_id", ""))
+    return value if REPORT_ID.fullmatch(value) else None
+
+
+def _not_found(request: Request) -> Response:
+    return console_of(request).error(request, 404, "No encontrado", "Esa denuncia no existe.")
+
+
+def _keys(console: Console) -> tuple[Keys, PrivateKey] | None:
+    try:
+        return console.report_keys()
+    except (KeyringError, ValueError):
+        return None
+
+
+async def _report_page(
+    request: Request,
+    account: StaffAccount,
+    report_id: str,
+    status: int = 200,
+    form: dict[str, str] | None = None,
+    **context: Any,
+) -> Response:
+    console = console_of(request)
+    keyring = await run_in_threadpool(_keys, console)
+    if keyring is None:
+        return console.error(request, 503, "Clave no disponible", NO_KEY)
+    try:
+        page = await run_in_threadpool(_open_page, console, report_id, account, keyring[1], None)
+    except NotFound:
+        return _not_found(request)
+    except crypto.SealError:
+        return console.error(request, 503, "Clave no disponible", NO_KEY)
+    filled = {"note": "", "message": "", "status_note": ""}
+    filled.update(form or {})
+    return console.render(
+        request,
+        "report.html",
+        status,
+        account=account,
+        form=filled,
+        max_chars=MAX_NOTE_CHARS,
+        **page,
+        **_labels(),
+        **context,
+    )
+
+
+@auth.requires("agent")
+async def report_page(request: Request, account: StaffAccount) -> Response:
+    report_id = _report_id(request)
+    if report_id is None:
+        return _not_found(request)
+    done = DONE.get(request.query_params.get("hecho", ""))
+    return await _report_page(request, account, report_id, message=done)
+
+
+def _back(request: Request, report_id: str, done: str) -> Response:
+    return RedirectResponse(f"{base_path(request)}/casos/{report_id}?hecho={done}", status_code=303)
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value[:FORM_TEXT_LIMIT] if isinstance(value, str) else ""
+
+
+def _length_error(text: str, required: bool = True) -> str | None:
+    if required and not text.strip():
+        return EMPTY
+    if len(text) > MAX_NOTE_CHARS:
+        return TOO_LONG.format(n=len(text), limit=MAX_NOTE_CHARS)
+    return None
+
+
+def _exists(session: Session, report_id: str) -> None:
+    if session.get(Report, report_id) is None:
+        raise NotFound(report_id)
+
+
+async def _act(request: Request, report_id: str, work: Any) -> Response | None:
+    """Runs `work(session, keys)` in one transaction; a 404/503 answer when it cannot."""
+    console = console_of(request)
+    keyring = await run_in_threadpool(_keys, console)
+    if keyring is None:
+        return console.error(request, 503, "Clave no disponible", NO_KEY)
+
+    def run() -> None:
+        with transaction(console.engine) as session:
+            _exists(session, report_id)
+            work(session, keyring[0])
+
+    try:
+        await run_in_threadpool(run)
+    except (NotFound, service.ReportNotFound):
+        return _not_found(request)
+    return None
+
+
+@auth.requires("agent")
+async def status_submit(request: Request, account: StaffAccount) -> Response:
+    report_id = _report_id(request)
+    if report_id is None:
+        return _not_found(request)
+    console = console_of(request)
+    form: FormData = request.state.form
+    new_status = _text(form, "status")
+    note = _text(form, "status_note")
+    if new_status not in STATUSES:
+        return await _report_page(request, account, report_id, 400, {"status_note": note}, error="Estado no válido.")
+    problem = _length_error(note, required=False)
+    if problem:
+        return await _report_page(request, account, report_id, 400, {"status_note": note}, error=problem)
+
+    def work(session: Session, keys: Keys) -> None:
+        service.change_status(
+            session, report_id, new_status, str(account.id), note.strip() or None, keys, console.now()
+        )
+        auth.record(
+            session,
+            "status_changed",
+            console.now(),
+            actor=account.username,
+            target=_target(report_id),
+            detail=new_status,
+        )
+
+    return await _act(request, report_id, work) or _back(request, report_id, "estado")
+
+
+@auth.requires("agent")
+async def assign_submit(request: Request, account: StaffAccount) -> Response:
+    report_id = _report_id(request)
+    if report_id is None:
+        return _not_found(request)
+    console = console_of(request)
+    form: FormData = request.state.form
+    raw = _text(form, "staff_id")
+    supervisor = auth.has_role(account.role, "supervisor")
+    if raw == "":
+        staff_id = None
+    elif raw.isascii() and raw.isdigit() and len(raw) < 10:
+        staff_id = int(raw)
+    else:
+        return await _report_page(request, account, report_id, 400, error="Persona no válida.")
+    if staff_id != account.id and not supervisor:
+        await run_in_threadpool(
+            auth.audit, console.engine, "forbidden", console.now(), actor=account.username, target=_target(report_id)
+        )
+        return console.error(
+            request, 403, "Acceso no permitido", "Solo supervisión puede asignar casos a otras personas o quitarlos."
+        )
+
+    def work(session: Session, keys: Keys) -> None:
+        now = console.now()
+        current = session.get(CaseAssignment, report_id)
+        if staff_id is None:
+            if current is not None:
+                session.delete(current)
+            auth.record(session, "case_unassigned", now, actor=account.username, target=_target(report_id))
+            return
+        target = session.get(StaffAccount, staff_id)
+        if target is None or target.disabled:
+            raise UnknownStaff(staff_id)
+        if current is None:
+            session.add(CaseAssignment(report_id=report_id, staff_id=staff_id, assigned_at=now))
+        else:
+            current.staff_id, current.assigned_at = staff_id, now
+        auth.record(
+            session,
+            "case_assigned",
+            now,
+            actor=account.username,
+            target=_target(report_id),
+            detail=f"a {target.username}",
+        )
+
+    try:
+        answer = await _act(request, report_id, work)
+    except UnknownStaff:
+        return await _report_page(request, account, report_id, 400, error="Esa cuenta no existe o está desactivada.")
+    return answer or _back(request, report_id, "asignacion")
+
+
+@auth.requires("agent")
+async def note_submit(request: Request, account: StaffAccount) -> Response:
+    report_id = _report_id(request)
+    if report_id is None:
+        return _not_found(request)
+    console = console_of(request)
+    text = _text(request.state.form, "note")
+    problem = _length_error(text)
+    if problem:
+        return await _report_page(request, account, report_id, 400, {"note": text}, error=problem)
+
+    def work(session: Session, keys: Keys) -> None:
+        now = console.now()
+        sealed = crypto.seal_text(keys.public_key, text)
+        session.add(CaseNote(report_id=report_id, author_id=account.id, created_at=now, sealed_body=sealed))
+        auth.record(session, "note_added", now, actor=account.username, target=_target(report_id))
+
+    return await _act(request, report_id, work) or _back(request, report_id, "nota")
+
+
+@auth.requires("agent")
+async def referral_submit(request: Request, account: StaffAccount) -> Response:
+    report_id = _report_id(request)
+    if report_id is None:
+        return _not_found(request)
+    console = console_of(request)
+    contact = directory.find(_text(request.state.form, "institution"))
+    if contact is None:
+        return await _report_page(request, account, report_id, 400, error="Elija una institución del directorio.")
+
+    def work(session: Session, keys: Keys) -> None:
+        now = console.now()
+        session.add(
+            Referral(
+                report_id=report_id,
+                institution_key=contact.key,
+                country=contact.country,
+                referred_at=now,
+                staff_id=account.id,
+            )
+        )
+        service.change_status(session, report_id, "referred", str(account.id), None, keys, now)
+        auth.record(
+            session, "report_referred", now, actor=account.username, target=_target(report_id), detail=contact.key
+        )
+
+    return await _act(request, report_id, work) or _back(request, report_id, "derivacion")
+
+
+@auth.requires("agent")
+async def message_submit(request: Request, account: StaffAccount) -> Response:
+    report_id = _report_id(request)
+    if report_id is None:
+        return _not_found(request)
+    console = console_of(request)
+    text = _text(request.state.form, "message")
+    problem = _length_error(text)
+    if problem:
+        return await _report_page(request, account, report_id, 400, {"message": text}, error=problem)
+
+    def work(session: Session, keys: Keys) -> None:
+        now = console.now()
+        service.leave_message_for_tipster(session, report_id, text.strip(), account.username, now, keys=keys)
+        auth.record(session, "tipster_message", now, actor=account.username, target=_target(report_id))
+
+    return await _act(request, report_id, work) or _back(request, report_id, "mensaje")
+
+
+def case_routes() -> list[Route]:
+    return [
+        Route("/casos", queue_page, methods=["GET"]),
+        Route("/casos/{report_id}", report_page, methods=["GET"]),
+        Route("/casos/{report_id}/estado", status_submit, methods=["POST"]),
+        Route("/casos/{report_id}/asignar", assign_submit, methods=["POST"]),
+        Route("/casos/{report_id}/nota", note_submit, methods=["POST"]),
+        Route("/casos/{report_id}/derivar", referral_submit, methods=["POST"]),
+        Route("/casos/{report_id}/mensaje", message_submit, methods=["POST"]),
+    ]

@@ -1,0 +1,49 @@
+"""The console's settings (HOTLINE_CONSOLE_*), on top of the reports core's."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from reports.config import _bool, _int, _text, load_settings
+from reports.models import utcnow
+
+MODES = ("production", "development")
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    database_url: str
+    keys_dir: Path
+    mode: str = "production"
+    idle_minutes: int = 15
+    max_session_hours: int = 12
+    insecure_cookies: bool = False
+    cookie_path: str = "/console"
+    secret: str | None = field(default=None, repr=False)
+    console_key: str | None = field(default=None, repr=False)  # base64, else keys_dir/console.key
+    clock: Callable[[], datetime] = field(default=utcnow, repr=False, compare=False)
+
+    @property
+    def production(self) -> bool:
+        return self.mode == "production"
+
+
+def load_console_settings(env: Mapping[str, str] = os.environ) -> ConsoleSettings:
+    """Settings from the environment; raises ValueError naming the bad variable."""
+    base = load_settings(env)
+    mode = (_text(env, "HOTLINE_CONSOLE_MODE") or "production").lower()
+    if mode not in MODES:
+        raise ValueError(f"HOTLINE_CONSOLE_MODE must be one of {', '.join(MODES)}, not {mode!r}")
+    return ConsoleSettings(
+        database_url=base.database_url,
+        keys_dir=base.keys_dir,
+        mode=mode,
+        idle_minutes=_int(env, "HOTLINE_CONSOLE_IDLE_MINUTES", 15),
+        insecure_cookies=_bool(env, "HOTLINE_CONSOLE_INSECURE_COOKIES"),
+        secret=_text(env, "HOTLINE_CONSOLE_SECRET"),
+        console_key=_text(env, "HOTLINE_CONSOLE_KEY"),
+    )
