@@ -430,7 +430,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 def create_console_app(settings: ConsoleSettings, engine: Engine | None = None) -> Starlette:
     """The console; `engine` defaults to one made from settings.database_url (migrated already)."""
-    from console import cases  # here: cases imports this module
+    from console import cases, facts_audit, stats  # here: they import this module
 
     console = Console(settings, engine if engine is not None else make_engine(settings.database_url))
     secret = settings.secret or keys.derive(console.key, "console session cookie").hex()
@@ -447,6 +447,8 @@ def create_console_app(settings: ConsoleSettings, engine: Engine | None = None) 
             Route("/admin/accounts", accounts_create, methods=["POST"]),
             Route("/admin/accounts/{account_id:int}/disable", accounts_disable, methods=["POST"]),
             *cases.case_routes(),
+            *stats.routes(),
+            *facts_audit.routes(),
             Route("/health", health),
             Route("/static/console.css", stylesheet),
         ],

@@ -10,10 +10,10 @@ console can add values without a migration.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, TypeDecorator
+from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -339,3 +339,21 @@ class Referral(Base):
     country: Mapped[str | None] = mapped_column(String(2))
     referred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     staff_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("staff_accounts.id"))
+
+
+# -- Content audit (console/facts_audit.py): a staff member called a number of
+# content/facts.yml (or opened the live site) and confirmed it on a date. `fact_id` is the
+# fact's id; the note is short and never holds report text.
+
+
+class FactConfirmation(Base):
+    """A fact confirmed by staff on `confirmed_on` (not in the future), with a short note."""
+
+    __tablename__ = "fact_confirmations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fact_id: Mapped[str] = mapped_column(String(100), index=True)
+    confirmed_on: Mapped[date] = mapped_column(Date)
+    staff_id: Mapped[int] = mapped_column(Integer, ForeignKey("staff_accounts.id"))
+    note: Mapped[str] = mapped_column(String(500), default="")
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
