@@ -148,7 +148,7 @@ def wa(sid: str, text: str, *media: Media) -> list[InboundMessage]:
     return [InboundMessage(WHATSAPP, WA_PERSON, text, delivery_id=sid, media=media)]
 
 
-MEDIA = "https://api.twilio.com/2010-04-01/Accounts/AC1f0e3a9c2b7d4e5f6a8b9c0d1e2f3a4b/Messages"
+MEDIA = "https://api.twilio.com/2010-04-01/Accounts/ACtestaccount00000000000000000000/Messages"
 MESSAGE_CASES = [
     Case(
         "sms accents",
