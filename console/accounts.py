@@ -19,35 +19,56 @@ from sqlalchemy import Engine, select
 
 from console import auth, keys
 from console.config import load_console_settings
+from console.labels import label, label_map
 from reports.db import make_engine, transaction
 from reports.models import ROLES, StaffAccount, utcnow
+
+TEXT = label_map(
+    "accounts",
+    "cli",
+    keys=(
+        "description",
+        "password_prompt",
+        "repeat_prompt",
+        "created",
+        "totp_uri",
+        "unknown",
+        "disabled",
+        "active",
+        "inactive",
+        "totp",
+        "no_totp",
+    ),
+)
+HELP = label_map("accounts", "cli", "help", keys=("create", "password_stdin", "totp", "list", "disable"))
+PASSWORDS_DIFFER = label("auth", "invalid", "passwords_differ")
 
 
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("Contraseña: ")
-    if first != getpass.getpass("Repita la contraseña: "):
-        raise auth.AccountError("Las contraseñas no coinciden.")
+    first = getpass.getpass(TEXT["password_prompt"])
+    if first != getpass.getpass(TEXT["repeat_prompt"]):
+        raise auth.AccountError(PASSWORDS_DIFFER)
     return first
 
 
 def _create(engine: Engine, args: argparse.Namespace, console_key: bytes) -> int:
     password = _read_password(args.password_stdin)
     account = auth.create_account(engine, args.username, args.role, password, utcnow(), created_by="command line")
-    print(f"cuenta creada: {account.username} ({args.role})")
+    print(TEXT["created"].format(username=account.username, role=args.role))
     if args.totp:
         secret = auth.start_enrolment(engine, account.id, console_key)
         uri = auth.provisioning_uri(secret, account.username)
-        print(f"alta del segundo factor (se confirma con el primer código al entrar): {uri}")
+        print(TEXT["totp_uri"].format(uri=uri))
     return 0
 
 
 def _list(engine: Engine) -> int:
     with transaction(engine) as session:
         for account in session.scalars(select(StaffAccount).order_by(StaffAccount.username)):
-            state = "desactivada" if account.disabled else "activa"
-            totp = "totp" if account.totp_confirmed else "sin totp"
+            state = TEXT["inactive"] if account.disabled else TEXT["active"]
+            totp = TEXT["totp"] if account.totp_confirmed else TEXT["no_totp"]
             print(f"{account.id}\t{account.username}\t{account.role}\t{state}\t{totp}")
     return 0
 
@@ -56,23 +77,23 @@ def _disable(engine: Engine, username: str) -> int:
     with transaction(engine) as session:
         account_id = session.scalar(select(StaffAccount.id).where(StaffAccount.username == username))
     if account_id is None:
-        print(f"no existe la cuenta {username!r}", file=sys.stderr)
+        print(TEXT["unknown"].format(username=username), file=sys.stderr)
         return 1
     auth.set_disabled(engine, account_id, True, utcnow(), actor="command line")
-    print(f"cuenta desactivada: {username}")
+    print(TEXT["disabled"].format(username=username))
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m console.accounts", description="Cuentas del personal.")
+    parser = argparse.ArgumentParser(prog="python -m console.accounts", description=TEXT["description"])
     commands = parser.add_subparsers(dest="command", required=True)
-    create = commands.add_parser("create", help="crear una cuenta")
+    create = commands.add_parser("create", help=HELP["create"])
     create.add_argument("--username", required=True)
     create.add_argument("--role", required=True, choices=ROLES)
-    create.add_argument("--password-stdin", action="store_true", help="leer la contraseña de la entrada estándar")
-    create.add_argument("--totp", action="store_true", help="dar de alta el segundo factor ahora y mostrar su URI")
-    commands.add_parser("list", help="listar las cuentas")
-    disable = commands.add_parser("disable", help="desactivar una cuenta")
+    create.add_argument("--password-stdin", action="store_true", help=HELP["password_stdin"])
+    create.add_argument("--totp", action="store_true", help=HELP["totp"])
+    commands.add_parser("list", help=HELP["list"])
+    disable = commands.add_parser("disable", help=HELP["disable"])
     disable.add_argument("--username", required=True)
     args = parser.parse_args(argv)
 

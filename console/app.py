@@ -14,6 +14,7 @@ import hmac
 import secrets
 from dataclasses import replace
 from datetime import datetime, timedelta
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console import auth, keys
 from console.config import ConsoleSettings
+from console.labels import label, label_map
 from reports.config import load_settings
 from reports.db import make_engine, transaction
 from reports.keys import Keys, load_keys, load_private_key
@@ -43,11 +45,16 @@ COOKIE_NAME = "hotline_console"
 MAX_BODY = 64 * 1024
 PENDING_LOGIN = timedelta(minutes=5)
 AUDIT_PAGE = 200
-ROLE_NAMES = {"agent": "agente", "supervisor": "supervisor", "admin": "administrador"}
-FAILED_LOGIN = (
-    "No se pudo iniciar sesión. Revise el usuario y la contraseña, o espere unos minutos y vuelva a intentarlo."
-)
-FAILED_CODE = "El código no es válido. Use el código actual de su aplicación (cada código sirve una sola vez)."
+ROLE_NAMES = label_map("common", "roles", keys=ROLES)
+FAILED_LOGIN = label("auth", "failed_login")
+FAILED_CODE = label("auth", "failed_code")
+SESSION_EXPIRED = label("auth", "session_expired")
+ERRORS = {
+    name: (label("common", "errors", name, "title"), label("common", "errors", name, "text"))
+    for name in ("bad_request", "forbidden", "not_found", "method", "other", "internal", "csrf", "body")
+}
+PAGE_ERRORS = {400: ERRORS["bad_request"], 404: ERRORS["not_found"], 405: ERRORS["method"]}
+ACCOUNT_LABELS = {key: label("accounts", key) for key in ("created", "disabled", "own_disable", "not_found")}
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
     (b"x-frame-options", b"DENY"),
@@ -79,7 +86,8 @@ class SecurityHeaders:
             length = dict(scope["headers"]).get(b"content-length")
             status = 411 if length is None else 413 if not length.isdigit() or int(length) > MAX_BODY else 0
             if status:
-                response = HTMLResponse("<!doctype html><title>Error</title><p>Solicitud no aceptada.</p>", status)
+                title, text = (escape(part) for part in ERRORS["body"])
+                response = HTMLResponse(f"<!doctype html><title>{title}</title><p>{text}</p>", status)
                 await response(scope, receive, send_with_headers)
                 return
         await self.app(scope, receive, send_with_headers)
@@ -149,7 +157,8 @@ class Console:
             return self.to_login(request)
         if self.session_expired(session):
             session.clear()
-            await run_in_threadpool(auth.audit, self.engine, "session_expired", self.now(), target=f"cuenta {uid}")
+            target = auth.AUDIT_TARGETS["account"].format(id=uid)
+            await run_in_threadpool(auth.audit, self.engine, "session_expired", self.now(), target=target)
             return self.to_login(request, expired=True)
         account = await run_in_threadpool(self.load_account, uid)
         if (
@@ -164,7 +173,7 @@ class Console:
             await run_in_threadpool(
                 auth.audit, self.engine, "forbidden", self.now(), actor=account.username, target=request.url.path
             )
-            return self.error(request, 403, "Acceso no permitido", "Su rol no permite ver esta página.")
+            return self.error(request, 403, *ERRORS["forbidden"])
         if request.method == "POST":
             form = await read_form(request)
             if not csrf_ok(request, form):
@@ -178,12 +187,7 @@ class Console:
             return session.get(StaffAccount, account_id)
 
     def csrf_refused(self, request: Request) -> HTMLResponse:
-        return self.error(
-            request,
-            403,
-            "Formulario caducado",
-            "El formulario no es válido o ha caducado. Vuelva a la página, recárguela e inténtelo de nuevo.",
-        )
+        return self.error(request, 403, *ERRORS["csrf"])
 
     def start_session(self, request: Request, account_id: int, epoch: int) -> None:
         session = request.session
@@ -240,7 +244,7 @@ async def login_page(request: Request) -> Response:
     if isinstance(request.session.get("uid"), int) and not console.session_expired(request.session):
         return RedirectResponse(f"{base_path(request)}/", status_code=303)
     expired = request.query_params.get("caducada") == "1"
-    message = "Su sesión ha caducado. Vuelva a iniciar sesión." if expired else None
+    message = SESSION_EXPIRED if expired else None
     return console.render(request, "login.html", message=message, username="")
 
 
@@ -257,7 +261,7 @@ async def login_submit(request: Request) -> Response:
         return console.render(request, "login.html", 401, error=FAILED_LOGIN, username=username)
     if not check.has_totp and not console.settings.production:
         epoch = await run_in_threadpool(
-            auth.login_succeeded, console.engine, check.account_id, now, "contraseña (desarrollo)"
+            auth.login_succeeded, console.engine, check.account_id, now, auth.LOGIN_DETAILS["development"]
         )
         console.start_session(request, check.account_id, epoch)
         return RedirectResponse(f"{base_path(request)}/", status_code=303)
@@ -321,7 +325,7 @@ async def totp_submit(request: Request) -> Response:
     ok = await run_in_threadpool(auth.check_totp, console.engine, account_id, code, now, console.key, enrol)
     if not ok:
         return await _totp_page(request, console, account_id, 401, FAILED_CODE)
-    detail = "contraseña y alta de TOTP" if enrol else "contraseña y TOTP"
+    detail = auth.LOGIN_DETAILS["enrolment" if enrol else "totp"]
     epoch = await run_in_threadpool(auth.login_succeeded, console.engine, account_id, now, detail)
     console.start_session(request, account_id, epoch)
     return RedirectResponse(f"{base_path(request)}/", status_code=303)
@@ -380,14 +384,14 @@ async def accounts_create(request: Request, account: StaffAccount) -> Response:
     repeated = text_field(form, "password2", auth.PASSWORD_MAX + 1)
     filled = {"username": username, "role": role}
     if not hmac.compare_digest(password.encode(), repeated.encode()):
-        return await _accounts_page(request, account, 400, form=filled, error="Las contraseñas no coinciden.")
+        return await _accounts_page(request, account, 400, form=filled, error=auth.INVALID["passwords_differ"])
     try:
         created = await run_in_threadpool(
             auth.create_account, console.engine, username, role, password, console.now(), account.username
         )
     except auth.AccountError as error:
         return await _accounts_page(request, account, 400, form=filled, error=str(error))
-    message = f"Cuenta «{created.username}» creada. Al entrar por primera vez dará de alta su segundo factor."
+    message = ACCOUNT_LABELS["created"].format(username=created.username)
     return await _accounts_page(request, account, 200, message=message)
 
 
@@ -396,14 +400,15 @@ async def accounts_disable(request: Request, account: StaffAccount) -> Response:
     console = console_of(request)
     account_id = int(request.path_params["account_id"])
     if account_id == account.id:
-        return await _accounts_page(request, account, 400, error="No puede desactivar su propia cuenta.")
+        return await _accounts_page(request, account, 400, error=ACCOUNT_LABELS["own_disable"])
     try:
         target = await run_in_threadpool(
             auth.set_disabled, console.engine, account_id, True, console.now(), account.username
         )
     except LookupError:
-        return console.error(request, 404, "No encontrado", "Esa cuenta no existe.")
-    return await _accounts_page(request, account, 200, message=f"Cuenta «{target.username}» desactivada.")
+        return console.error(request, 404, ERRORS["not_found"][0], ACCOUNT_LABELS["not_found"])
+    message = ACCOUNT_LABELS["disabled"].format(username=target.username)
+    return await _accounts_page(request, account, 200, message=message)
 
 
 async def health(request: Request) -> Response:
@@ -417,14 +422,7 @@ async def stylesheet(request: Request) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     console = console_of(request)
     status = exc.status_code if isinstance(exc, HTTPException) else 500
-    titles = {
-        400: ("Solicitud no válida", "Los datos enviados no son válidos."),
-        404: ("No encontrado", "La página que busca no existe."),
-        405: ("Método no permitido", "Esta dirección no acepta esa acción."),
-    }
-    title, text = titles.get(status, ("Error", "No se pudo completar la solicitud."))
-    if status >= 500:
-        title, text = "Error interno", "Algo falló en el servidor. Vuelva a intentarlo más tarde."
+    title, text = ERRORS["internal"] if status >= 500 else PAGE_ERRORS.get(status, ERRORS["other"])
     return console.error(request, status, title, text)
 
 

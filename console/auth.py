@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from console import keys
+from console.labels import label, label_map
 from reports.db import transaction
 from reports.models import ROLES, AuditEntry, StaffAccount
 
@@ -36,14 +37,24 @@ FAILURES_BEFORE_LOCK = 5
 FIRST_LOCK = timedelta(minutes=1)
 LONGEST_LOCK = timedelta(hours=1)
 TOTP_INTERVAL = 30
-TOTP_ISSUER = "Línea migrante"
+TOTP_ISSUER = label("auth", "totp_issuer")
+INVALID = {
+    key: label("auth", "invalid", key)
+    for key in ("username", "password", "role", "taken", "has_totp", "passwords_differ")
+}
+AUDIT_TARGETS = label_map("audit_log", "targets", keys=("account", "report", "fact"))
+LOGIN_DETAILS = label_map("audit_log", "login", keys=("development", "totp", "enrolment"))
+FAILURES = label_map(
+    "audit_log", "failures", keys=("unknown_user", "disabled", "locked", "wrong_password", "wrong_code", "locked_for")
+)
+AUDIT_DETAILS = {key: label("audit_log", key) for key in ("role", "assigned", "fact_confirmed", "export_rows")}
 
 HASHER = PasswordHasher(type=Type.ID)
 _DUMMY_HASH: list[str] = []  # made once: unknown users cost the same Argon2 work
 
 
 class AccountError(ValueError):
-    """Input that cannot make an account; the message is Spanish, for staff."""
+    """Input that cannot make an account; the message is Spanish (content/console.yml), for staff."""
 
 
 def hash_password(password: str) -> str:
@@ -100,19 +111,19 @@ def audit(engine: Engine, action: str, now: datetime, **values: str | None) -> N
 
 def validate_username(username: str) -> str:
     if not USERNAME_PATTERN.fullmatch(username):
-        raise AccountError("El nombre de usuario debe tener de 1 a 64 caracteres: letras sin tilde, números, . _ @ -")
+        raise AccountError(INVALID["username"])
     return username
 
 
 def validate_password(password: str) -> str:
     if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
-        raise AccountError(f"La contraseña debe tener entre {PASSWORD_MIN} y {PASSWORD_MAX} caracteres.")
+        raise AccountError(INVALID["password"].format(min=PASSWORD_MIN, max=PASSWORD_MAX))
     return password
 
 
 def validate_role(role: str) -> str:
     if role not in ROLE_RANK:
-        raise AccountError("Rol no válido: agente, supervisor o administrador.")
+        raise AccountError(INVALID["role"])
     return role
 
 
@@ -126,7 +137,7 @@ def create_account(
     password_hash = hash_password(password)
     with transaction(engine) as session:
         if session.scalar(select(StaffAccount.id).where(StaffAccount.username == username)) is not None:
-            raise AccountError("Ya existe una cuenta con ese nombre de usuario.")
+            raise AccountError(INVALID["taken"])
         account = StaffAccount(
             username=username,
             password_hash=password_hash,
@@ -138,7 +149,14 @@ def create_account(
             created_at=now,
         )
         session.add(account)
-        record(session, "account_created", now, actor=created_by, target=username, detail=f"rol={role}")
+        record(
+            session,
+            "account_created",
+            now,
+            actor=created_by,
+            target=username,
+            detail=AUDIT_DETAILS["role"].format(role=role),
+        )
     return account
 
 
@@ -173,7 +191,7 @@ def _register_failure(engine: Engine, account_id: int, now: datetime, username: 
             lock = lock_duration(account.failed_logins)
             if lock is not None:
                 account.locked_until = now + lock
-                reason += f"; bloqueada {int(lock.total_seconds())} s"
+                reason += FAILURES["locked_for"].format(seconds=int(lock.total_seconds()))
         record(session, "login_failed", now, actor=username, detail=reason)
 
 
@@ -197,17 +215,17 @@ def check_password(engine: Engine, username: str, password: str, now: datetime) 
     password = password[:PASSWORD_MAX]
     if account is None:
         verify_password(_dummy_hash(), password)
-        audit(engine, "login_failed", now, actor=username, detail="usuario desconocido")
+        audit(engine, "login_failed", now, actor=username, detail=FAILURES["unknown_user"])
         return None
     right = verify_password(account.password_hash, password)
     if account.disabled:
-        audit(engine, "login_failed", now, actor=username, detail="cuenta desactivada")
+        audit(engine, "login_failed", now, actor=username, detail=FAILURES["disabled"])
         return None
     if account.locked_until is not None and account.locked_until > now:
-        audit(engine, "login_failed", now, actor=username, detail="cuenta bloqueada")
+        audit(engine, "login_failed", now, actor=username, detail=FAILURES["locked"])
         return None
     if not right:
-        _register_failure(engine, account.id, now, username, "contraseña incorrecta")
+        _register_failure(engine, account.id, now, username, FAILURES["wrong_password"])
         return None
     return PasswordCheck(account.id, account.username, account.role, account.totp_confirmed)
 
@@ -267,7 +285,7 @@ def start_enrolment(engine: Engine, account_id: int, console_key: bytes) -> str:
         if account is None:
             raise LookupError(account_id)
         if account.totp_confirmed:
-            raise AccountError("La cuenta ya tiene un segundo factor.")
+            raise AccountError(INVALID["has_totp"])
         if account.totp_secret_sealed is not None:
             return keys.unseal(console_key, account.totp_secret_sealed).decode()
         secret = new_totp_secret()
@@ -282,7 +300,7 @@ def check_totp(engine: Engine, account_id: int, code: str, now: datetime, consol
         if account is None or account.disabled or account.totp_secret_sealed is None:
             return False
         if account.locked_until is not None and account.locked_until > now:
-            record(session, "login_failed", now, actor=account.username, detail="cuenta bloqueada")
+            record(session, "login_failed", now, actor=account.username, detail=FAILURES["locked"])
             return False
         if account.totp_confirmed == enrolling:
             return False
@@ -295,7 +313,7 @@ def check_totp(engine: Engine, account_id: int, code: str, now: datetime, consol
                 record(session, "totp_enrolled", now, actor=account.username)
             return True
         username = account.username
-    _register_failure(engine, account_id, now, username, "código incorrecto")
+    _register_failure(engine, account_id, now, username, FAILURES["wrong_code"])
     return False
 
 

@@ -22,7 +22,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from console import auth, directory
-from console.app import Console, base_path, console_of
+from console.app import ERRORS, Console, base_path, console_of
+from console.labels import label, label_map
 from reports import crypto, service
 from reports.db import transaction
 from reports.keys import KeyringError, Keys
@@ -41,28 +42,31 @@ MAX_NOTE_CHARS = service.MAX_TEXT_CHARS  # 4000, for notes, status notes and tip
 FORM_TEXT_LIMIT = 64 * 1024  # what is kept of a field to show it back (the body is capped anyway)
 QUEUE_LIMIT = 200
 REPORT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-STATUS_NAMES = {"received": "nuevo", "in_review": "en revisión", "referred": "referido", "closed": "cerrado"}
-KIND_NAMES = {
-    "sexual": "explotación sexual",
-    "labour": "trabajo forzoso",
-    "begging": "mendicidad forzada",
-    "forced_crime": "delitos forzados",
-    "child": "niñas, niños y adolescentes",
-    "forced_marriage": "matrimonio forzado",
-    "organ_removal": "extracción de órganos",
-    "other": "otro",
-    "unknown": "no se sabe",
+STATUS_NAMES = label_map("cases", "statuses", keys=STATUSES)
+KIND_NAMES = label_map("cases", "kinds", keys=KINDS)
+_DONE = label_map("cases", "done", keys=("status", "assignment", "note", "referral", "message"))
+DONE = {  # ?hecho=<token> after an action -> what the page says
+    "estado": _DONE["status"],
+    "asignacion": _DONE["assignment"],
+    "nota": _DONE["note"],
+    "derivacion": _DONE["referral"],
+    "mensaje": _DONE["message"],
 }
-DONE = {
-    "estado": "Estado cambiado.",
-    "asignacion": "Asignación guardada.",
-    "nota": "Nota guardada.",
-    "derivacion": "Denuncia derivada.",
-    "mensaje": "Mensaje guardado: la persona lo leerá cuando consulte con su código.",
-}
-TOO_LONG = "El texto tiene {n} caracteres; el máximo es {limit}. Acórtelo y vuelva a enviarlo (no se ha guardado nada)."
-EMPTY = "Escriba un texto antes de enviarlo."
-NO_KEY = "La clave privada de las denuncias no está en este servidor: no se pueden abrir denuncias."
+TOO_LONG = label("cases", "too_long")
+EMPTY = label("cases", "empty")
+NO_KEY_TITLE = label("cases", "no_key_title")
+NO_KEY = label("cases", "no_key")
+BAD_FILTER = label("cases", "bad_filter")
+FILTER_NAMES = label_map("cases", "filter_names", keys=("country", "kind", "status", "assignee"))
+BAD_STATUS = label("cases", "bad_status")
+BAD_PERSON = label("cases", "bad_person")
+UNKNOWN_STAFF = label("cases", "unknown_staff")
+PICK_INSTITUTION = label("cases", "pick_institution")
+ASSIGN_FORBIDDEN = label("cases", "assign_forbidden")
+NOT_FOUND = label("cases", "not_found")
+UNREADABLE = label("cases", "unreadable")
+SYSTEM = label("cases", "system")
+NONE = label("common", "none")
 
 
 class NotFound(LookupError):
@@ -89,19 +93,19 @@ class QueueFilters:
         wrong: list[str] = []
         country = str(params.get("pais", "")).strip().upper()
         if country and not (len(country) == 2 and country.isascii() and country.isalpha()):
-            wrong.append("país")
+            wrong.append(FILTER_NAMES["country"])
             country = ""
         kind = str(params.get("tipo", ""))
         if kind and kind not in KINDS:
-            wrong.append("tipo")
+            wrong.append(FILTER_NAMES["kind"])
             kind = ""
         status = str(params.get("estado", ""))
         if status and status not in (*STATUSES, "todos"):
-            wrong.append("estado")
+            wrong.append(FILTER_NAMES["status"])
             status = ""
         assignee = str(params.get("asignado", ""))
         if assignee and assignee != "nadie" and not (assignee.isascii() and assignee.isdigit() and len(assignee) < 10):
-            wrong.append("asignado")
+            wrong.append(FILTER_NAMES["assignee"])
             assignee = ""
         return cls(country, kind, status, assignee), wrong
 
@@ -167,7 +171,7 @@ async def queue_page(request: Request, account: StaffAccount) -> Response:
             return queue(session, filters), _staff(session)
 
     rows, staff = await run_in_threadpool(read)
-    error = f"Filtro no válido, no aplicado: {', '.join(wrong)}." if wrong else None
+    error = BAD_FILTER.format(names=", ".join(wrong)) if wrong else None
     return console.render(
         request,
         "queue.html",
@@ -195,7 +199,7 @@ def _labels() -> dict[str, Any]:
 
 
 def _target(report_id: str) -> str:
-    return f"denuncia {report_id}"
+    return auth.AUDIT_TARGETS["report"].format(id=report_id)
 
 
 def _open_page(
@@ -213,23 +217,23 @@ def _open_page(
             try:
                 return crypto.unseal_text(private_key, blob)
             except crypto.SealError:
-                return "(no se puede abrir con la clave actual)"
+                return UNREADABLE
 
         notes = [
-            {"at": n.created_at, "author": names.get(n.author_id or -1, "—"), "text": unsealed(n.sealed_body)}
+            {"at": n.created_at, "author": names.get(n.author_id or -1, NONE), "text": unsealed(n.sealed_body)}
             for n in session.scalars(select(CaseNote).where(CaseNote.report_id == report_id).order_by(CaseNote.id))
         ]
         referrals = []
         for r in session.scalars(select(Referral).where(Referral.report_id == report_id).order_by(Referral.id)):
             contact = directory.find(r.institution_key)
-            referrals.append({"at": r.referred_at, "staff": names.get(r.staff_id or -1, "—"), "contact": contact})
+            referrals.append({"at": r.referred_at, "staff": names.get(r.staff_id or -1, NONE), "contact": contact})
         assignment = session.get(CaseAssignment, report_id)
         auth.record(
             session, "report_viewed", console.now(), actor=account.username, target=_target(report_id), detail=detail
         )
     for change in opened["status_changes"]:
         actor = change["actor"]
-        change["actor_name"] = names.get(int(actor), actor) if actor and actor.isdigit() else (actor or "sistema")
+        change["actor_name"] = names.get(int(actor), actor) if actor and actor.isdigit() else (actor or SYSTEM)
     return {
         "report": opened,
         "reasons": reason_labels(opened["triage_reasons"]),
@@ -248,7 +252,7 @@ def _report_id(request: Request) -> str | None:
 
 
 def _not_found(request: Request) -> Response:
-    return console_of(request).error(request, 404, "No encontrado", "Esa denuncia no existe.")
+    return console_of(request).error(request, 404, ERRORS["not_found"][0], NOT_FOUND)
 
 
 def _keys(console: Console) -> tuple[Keys, PrivateKey] | None:
@@ -269,13 +273,13 @@ async def _report_page(
     console = console_of(request)
     keyring = await run_in_threadpool(_keys, console)
     if keyring is None:
-        return console.error(request, 503, "Clave no disponible", NO_KEY)
+        return console.error(request, 503, NO_KEY_TITLE, NO_KEY)
     try:
         page = await run_in_threadpool(_open_page, console, report_id, account, keyring[1], None)
     except NotFound:
         return _not_found(request)
     except crypto.SealError:
-        return console.error(request, 503, "Clave no disponible", NO_KEY)
+        return console.error(request, 503, NO_KEY_TITLE, NO_KEY)
     filled = {"note": "", "message": "", "status_note": ""}
     filled.update(form or {})
     return console.render(
@@ -327,7 +331,7 @@ async def _act(request: Request, report_id: str, work: Any) -> Response | None:
     console = console_of(request)
     keyring = await run_in_threadpool(_keys, console)
     if keyring is None:
-        return console.error(request, 503, "Clave no disponible", NO_KEY)
+        return console.error(request, 503, NO_KEY_TITLE, NO_KEY)
 
     def run() -> None:
         with transaction(console.engine) as session:
@@ -351,7 +355,7 @@ async def status_submit(request: Request, account: StaffAccount) -> Response:
     new_status = _text(form, "status")
     note = _text(form, "status_note")
     if new_status not in STATUSES:
-        return await _report_page(request, account, report_id, 400, {"status_note": note}, error="Estado no válido.")
+        return await _report_page(request, account, report_id, 400, {"status_note": note}, error=BAD_STATUS)
     problem = _length_error(note, required=False)
     if problem:
         return await _report_page(request, account, report_id, 400, {"status_note": note}, error=problem)
@@ -386,14 +390,12 @@ async def assign_submit(request: Request, account: StaffAccount) -> Response:
     elif raw.isascii() and raw.isdigit() and len(raw) < 10:
         staff_id = int(raw)
     else:
-        return await _report_page(request, account, report_id, 400, error="Persona no válida.")
+        return await _report_page(request, account, report_id, 400, error=BAD_PERSON)
     if staff_id != account.id and not supervisor:
         await run_in_threadpool(
             auth.audit, console.engine, "forbidden", console.now(), actor=account.username, target=_target(report_id)
         )
-        return console.error(
-            request, 403, "Acceso no permitido", "Solo supervisión puede asignar casos a otras personas o quitarlos."
-        )
+        return console.error(request, 403, ERRORS["forbidden"][0], ASSIGN_FORBIDDEN)
 
     def work(session: Session, keys: Keys) -> None:
         now = console.now()
@@ -416,13 +418,13 @@ async def assign_submit(request: Request, account: StaffAccount) -> Response:
             now,
             actor=account.username,
             target=_target(report_id),
-            detail=f"a {target.username}",
+            detail=auth.AUDIT_DETAILS["assigned"].format(username=target.username),
         )
 
     try:
         answer = await _act(request, report_id, work)
     except UnknownStaff:
-        return await _report_page(request, account, report_id, 400, error="Esa cuenta no existe o está desactivada.")
+        return await _report_page(request, account, report_id, 400, error=UNKNOWN_STAFF)
     return answer or _back(request, report_id, "asignacion")
 
 
@@ -454,7 +456,7 @@ async def referral_submit(request: Request, account: StaffAccount) -> Response:
     console = console_of(request)
     contact = directory.find(_text(request.state.form, "institution"))
     if contact is None:
-        return await _report_page(request, account, report_id, 400, error="Elija una institución del directorio.")
+        return await _report_page(request, account, report_id, 400, error=PICK_INSTITUTION)
 
     def work(session: Session, keys: Keys) -> None:
         now = console.now()

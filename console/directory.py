@@ -8,11 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from console.labels import label_map
 from hotline.content import load_facts
 
 KINDS = ("institution", "phone", "web")
 USABLE = ("verified", "secondary")
-CONFIDENCE_NAMES = {"verified": "verificado", "secondary": "secundario: volver a comprobar"}
+CONFIDENCE_NAMES = label_map("directory", "confidence", keys=USABLE)
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,15 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from console import auth
-from console.app import base_path, console_of
-from console.labels import console_labels
+from console.app import ERRORS, base_path, console_of
+from console.labels import console_labels, label
 from hotline import audit as content_audit
 from hotline.content import load_facts
 from reports.db import transaction
 from reports.models import FactConfirmation, StaffAccount
 
 MAX_NOTE = 500
+NONE = label("common", "none")
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def latest_details(engine: Engine) -> dict[str, Confirmation]:
             .order_by(FactConfirmation.confirmed_on, FactConfirmation.recorded_at, FactConfirmation.id)
         )
         return {
-            row.fact_id: Confirmation(row.confirmed_on, username or "—", row.note)
+            row.fact_id: Confirmation(row.confirmed_on, username or NONE, row.note)
             for row, username in session.execute(query)
         }
 
@@ -126,7 +127,7 @@ async def confirm_submit(request: Request, account: StaffAccount) -> Response:
     console = console_of(request)
     fact_id = str(request.path_params.get("fact_id", ""))
     if fact_id not in load_facts():
-        return console.error(request, 404, "No encontrado", str(console_labels()["facts"]["unknown_fact"]))
+        return console.error(request, 404, ERRORS["not_found"][0], str(console_labels()["facts"]["unknown_fact"]))
     now = console.now()
     confirmed_on, note, problem = parse_confirmation(request.state.form, now.date())
     if problem or confirmed_on is None:
@@ -145,8 +146,8 @@ async def confirm_submit(request: Request, account: StaffAccount) -> Response:
                 "fact_confirmed",
                 now,
                 actor=account.username,
-                target=f"dato {fact_id}",
-                detail=f"confirmado el {confirmed_on.isoformat()}",
+                target=auth.AUDIT_TARGETS["fact"].format(id=fact_id),
+                detail=auth.AUDIT_DETAILS["fact_confirmed"].format(date=confirmed_on.isoformat()),
             )
 
     await run_in_threadpool(store)

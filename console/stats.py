@@ -196,7 +196,7 @@ async def stats_csv(request: Request, account: StaffAccount) -> Response:
             console.now(),
             actor=account.username,
             target="estadisticas.csv",
-            detail=f"{len(rows)} filas agregadas",
+            detail=auth.AUDIT_DETAILS["export_rows"].format(n=len(rows)),
         )
         return to_csv(rows)
 

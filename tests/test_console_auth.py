@@ -3,9 +3,13 @@ audit log (SQLite and PostgreSQL), the console key and the accounts command line
 
 from __future__ import annotations
 
+import ast
+import importlib
 import os
+import string
 import subprocess
 import sys
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,11 +19,14 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import DBAPIError
 
 from console import auth, keys
+from console.labels import LabelError, console_labels, label, label_map
 from reports.db import make_engine, transaction, upgrade
 from reports.models import AuditEntry, StaffAccount
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parent.parent
+CONSOLE_MODULES = sorted((ROOT / "console").glob("*.py"))
+SPANISH_MARKS = set("¿¡«»—")
 
 
 def test_passwords_are_argon2id_and_verified() -> None:
@@ -122,3 +129,75 @@ def test_accounts_command_line_creates_lists_and_disables(tmp_path: Path) -> Non
         assert actions == ["account_created", "account_disabled"]
     finally:
         engine.dispose()
+
+
+def _label_calls() -> list[tuple[str, tuple[str, ...], tuple[str, ...] | None]]:
+    """(function, path, keys) of every label()/label_map() call in console/*.py whose path is
+    all literals (the others run at module level, when the module is imported); keys is None
+    when they are not literal."""
+    calls = []
+    for path in CONSOLE_MODULES:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+                continue
+            args = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            if node.func.id not in ("label", "label_map") or len(args) != len(node.args):
+                continue
+            keys: tuple[str, ...] | None = ()
+            for keyword in node.keywords:
+                try:
+                    keys = tuple(ast.literal_eval(keyword.value))
+                except ValueError:
+                    keys = None
+            calls.append((node.func.id, tuple(args), keys))
+    return calls
+
+
+def test_every_label_the_console_names_is_in_content_console_yml() -> None:
+    for path in CONSOLE_MODULES:  # lookups at import: a missing key fails here
+        importlib.import_module(f"console.{path.stem}")
+    calls = _label_calls()
+    assert len(calls) > 30
+    for function, label_path, wanted in calls:
+        if function == "label":
+            texts = [label(*label_path)]
+        elif wanted is None:  # checked against a tuple of the code at import
+            assert isinstance(console_labels()[label_path[0]], dict)
+            continue
+        else:
+            texts = list(label_map(*label_path, keys=wanted).values())
+        for value in texts:
+            assert value.strip(), label_path
+            list(string.Formatter().parse(value))  # raises ValueError on a stray brace
+    with pytest.raises(LabelError, match=r"cases\.no_such_label"):
+        label("cases", "no_such_label")
+    with pytest.raises(LabelError, match=r"cases\.statuses\.gone"):
+        label_map("cases", "statuses", keys=("received", "gone"))
+    with pytest.raises(LabelError, match="is not text"):
+        label("common", "roles")
+    assert {"common", "auth", "accounts", "cases", "stats", "facts"} <= set(console_labels())
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def test_the_console_python_has_no_spanish_text() -> None:
+    """Spanish belongs in content/console.yml (and the templates): no string in console/*.py
+    (docstrings aside) has an accented letter or Spanish punctuation."""
+    offending = []
+    for path in CONSOLE_MODULES:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = _docstrings(tree)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Constant) or not isinstance(node.value, str) or id(node) in docstrings:
+                continue
+            if any(c in SPANISH_MARKS or (ord(c) > 127 and unicodedata.category(c)[0] == "L") for c in node.value):
+                offending.append(f"{path.name}:{node.lineno}: {node.value!r}")
+    assert offending == []
