@@ -1,6 +1,7 @@
 """The action server's actions (rasa-sdk, Python 3.11+). Content turns need no action:
 they are responses built from content/. Actions are for what must be computed: the
-job-offer verdict, the anonymous report, follow-up with a case code, erasure."""
+job-offer verdict, the anonymous report, follow-up with a case code, erasure, and the
+request for a person (live hand-off)."""
 
 from actions.erasure import ActionDeleteMyData
 from actions.follow_up import (
@@ -10,6 +11,7 @@ from actions.follow_up import (
     ActionStartFollowUp,
     ValidateFollowUpForm,
 )
+from actions.handoff import ActionRequestHandoff
 from actions.job_offer import ActionJobOfferVerdict
 from actions.report import (
     ActionAskReportConfirm,
@@ -27,6 +29,7 @@ __all__ = [
     "ActionJobOfferVerdict",
     "ActionKeepFollowupText",
     "ActionKeepReportText",
+    "ActionRequestHandoff",
     "ActionStartFollowUp",
     "ActionStartReport",
     "ActionSubmitReport",

@@ -5,7 +5,6 @@ content/report_form.yml so they can be reviewed without reading Python."""
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import yaml
 
 from hotline.paths import CONTENT
-from hotline.text import fold_accents
+from hotline.text import fold_accents, without_control
 
 SKIPPED = "skip"  # slot value of a skipped question: a filled slot, so the form goes on
 _PUNCTUATION = re.compile(r"[^\w\s\-?]+")
@@ -51,7 +50,7 @@ def clip(text: str, limit: int | None = None) -> Clipped:
     """The message without control characters (NUL, bell... a phone never means them),
     cut to one message's limit; the caller tells the person when it was cut."""
     limit = limit or message_limit()
-    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc").strip()
+    text = without_control(text).strip()
     return Clipped(text[:limit], len(text) > limit)
 
 

@@ -1,6 +1,7 @@
 """`delete_my_data`: unlink this person from their reports (contact address and sender
-reference), then let the tracker store erase the conversation itself: it sees the
-`erase_conversation` slot when it saves and keeps nothing but a fresh session."""
+reference), delete their hand-off requests and transcripts, then let the tracker store
+erase the conversation itself: it sees the `erase_conversation` slot when it saves and
+keeps nothing but a fresh session."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.config import engine, keys
 from reports.db import transaction
+from reports.handoffs import forget_conversation
 from reports.service import forget_sender
 
 logger = logging.getLogger(__name__)
@@ -21,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 def unlink(sender: str) -> int:
     with transaction(engine()) as session:
+        forget_conversation(session, sender)  # hand-off requests and transcripts
         return forget_sender(session, sender, keys())
 
 

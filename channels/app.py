@@ -104,12 +104,32 @@ async def simulator_page(request: Request) -> Response:
     return FileResponse(STATIC / "simulator.html", media_type="text/html; charset=utf-8")
 
 
+async def simulator_outbox(request: Request) -> Response:
+    """What was sent to a simulated phone outside a webhook answer (staff, late answers)."""
+    from channels.simulator import SimulatorChannel, simulator_address
+
+    gateway: Gateway = request.app.state.gateway
+    simulator = gateway.adapters.get("simulator")
+    if not isinstance(simulator, SimulatorChannel):
+        return PlainTextResponse("not found", status_code=404)
+    try:
+        await simulator.verify(request, b"")
+        address = simulator_address(request.query_params.get("look"), request.query_params.get("phone"))
+    except InvalidSignature:
+        return PlainTextResponse("forbidden", status_code=403)
+    except BadRequest:
+        return PlainTextResponse("bad request", status_code=400)
+    return JSONResponse({"replies": simulator.shown(address, simulator.take_outbox(address))})
+
+
 async def background_work(gateway: Gateway) -> None:
-    """Answer kept messages when Rasa is back; forget old deliveries every hour."""
+    """Answer kept messages when Rasa is back, hand back idle hand-offs; forget old
+    deliveries every hour."""
     since_purge = PURGE_EVERY_SECONDS
     while True:
         try:
             await gateway.drain_pending()
+            await gateway.sweep_handoffs()
             if since_purge >= PURGE_EVERY_SECONDS:
                 await asyncio.to_thread(gateway.purge)
                 since_purge = 0.0
@@ -139,19 +159,22 @@ def create_app(settings: GatewaySettings | None = None, gateway: Gateway | None 
         Route("/webhooks/twilio/whatsapp", webhook("whatsapp"), methods=["POST"]),
         Route("/webhooks/telegram", webhook("telegram"), methods=["POST"]),
         Route("/simulator/messages", webhook("simulator"), methods=["POST"]),
+        Route("/simulator/outbox", simulator_outbox, methods=["GET"]),
         Route("/simulator", simulator_page, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
-        Mount("/console", app=console_app()),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.router.routes.append(Mount("/console", app=console_app(lambda: getattr(app.state, "gateway", None))))
+    return app
 
 
-def console_app() -> Starlette:
-    """The staff console (console/), served by the same process under /console."""
+def console_app(relay: Callable[[], Gateway | None]) -> Starlette:
+    """The staff console (console/), served by the same process under /console; `relay`
+    gives it this gateway (once started) to pause Rasa and write to people."""
     from console.app import create_console_app
     from console.config import load_console_settings
 
-    return create_console_app(load_console_settings())
+    return create_console_app(load_console_settings(), relay=relay)
 
 
 def main() -> None:

@@ -7,6 +7,11 @@ reply address sealed for the report form (`reply_to`), and turn Rasa's answers i
 replies. When Rasa is down or slow the person gets a short answer with emergency numbers
 at once, and the message is kept (sealed with the gateway key) and answered when Rasa is
 back. Addresses and texts never reach a log line.
+
+Live hand-off: while a staff member holds a conversation (console/handoff.py), Rasa is
+paused with its own `pause` event; the person's messages still go to Rasa (which keeps them
+and answers nothing) and are kept sealed for the staff member; staff messages go out
+through the channel's API. A held conversation whose person stays silent is handed back.
 """
 
 from __future__ import annotations
@@ -31,18 +36,19 @@ from nacl.secret import SecretBox
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 
-from channels.base import ChannelAdapter, ContactStopped, InboundMessage, Reply, SendError
+from channels.base import ChannelAdapter, ConfigError, ContactStopped, InboundMessage, Reply, SendError
 from channels.config import GatewaySettings
 from channels.media import is_photo, without_metadata
 from hotline.content import render_all
 from hotline.danger import DangerLexicon
 from hotline.paths import CONTENT
 from hotline.text import fold_accents
+from reports import handoffs
 from reports.config import load_settings
 from reports.crypto import seal_contact
 from reports.db import make_engine, transaction
 from reports.keys import Keys, load_gateway_key, load_keys
-from reports.models import ChannelMessage, Delivery, OptOut, PendingMessage, utcnow
+from reports.models import ChannelMessage, Delivery, Handoff, OptOut, PendingMessage, utcnow
 from reports.service import keep_photo
 
 logger = logging.getLogger("channels.core")
@@ -176,6 +182,11 @@ class Gateway:
                 return replies
         if inbound.erase_request:
             return replies + await self.erase(inbound, pseudonym)
+        held = await asyncio.to_thread(self._handoff_inbound, pseudonym, inbound.text)
+        if held.live:
+            return replies + await self.tell_paused_rasa(pseudonym, inbound)
+        if held.notice:
+            replies.append(Reply(gateway_text("handoff_ended_idle")))
         try:
             replies += await self.ask_rasa(pseudonym, inbound, safe_text(inbound.text))
         except RasaUnavailable as unavailable:
@@ -261,6 +272,11 @@ class Gateway:
         """An explicit erase command (/borrar): the assistant's erasure without asking
         again (the command is the confirmation), then the chat's messages on the phone
         where the channel allows it."""
+        if await asyncio.to_thread(self._forget_handoffs, pseudonym):
+            try:
+                await self.resume(pseudonym)  # a paused Rasa would not run the erasure
+            except RasaUnavailable as unavailable:
+                return await self.unavailable_answer(pseudonym, inbound, unavailable)
         try:
             await self.ask_rasa(pseudonym, inbound, "/delete_my_data")
             replies = await self.ask_rasa(pseudonym, inbound, "/affirm")
@@ -278,16 +294,118 @@ class Gateway:
 
     async def deliver(self, inbound: InboundMessage, replies: list[Reply]) -> None:
         """Send replies through the channel's API (Telegram; late answers)."""
-        adapter = self.adapters[inbound.channel]
-        pseudonym = self.pseudonym(inbound.channel, inbound.address)
+        await self.send_to(inbound.channel, inbound.address, replies)
+
+    async def send_to(self, channel: str, address: str, replies: list[Reply]) -> None:
+        """Send through the channel's API (late answers, Telegram, staff). Raises a
+        SendError subclass; ContactStopped also opts the person out, and nothing is sent
+        to someone who opted out."""
+        adapter = self.adapters.get(channel)
+        if adapter is None:
+            raise ConfigError(f"no channel {channel!r}")
+        pseudonym = self.pseudonym(channel, address)
+        if await self._is_opted_out(pseudonym):
+            raise ContactStopped("the person opted out")
         try:
-            result = await adapter.send(inbound.address, replies)
+            result = await adapter.send(address, replies)
         except ContactStopped:
             await self._set_opt_out(pseudonym, True)  # blocked the bot or STOP at the carrier: never retry
             raise
         for message_id in result.provider_ids:
-            if inbound.channel == "telegram":
+            if channel == "telegram":
                 await self._remember_message(pseudonym, message_id)
+
+    # -- live hand-off (console/handoff.py) ----------------------------------------------
+
+    async def pause(self, pseudonym: str) -> None:
+        """Rasa stops answering this conversation (its `pause` event); it still logs it."""
+        await self._append_events(pseudonym, [{"event": "pause"}])
+
+    async def resume(self, pseudonym: str) -> None:
+        """Rasa answers again; `action_listen` leaves the tracker waiting for the person."""
+        await self._append_events(pseudonym, [{"event": "resume"}, {"event": "action", "name": "action_listen"}])
+
+    async def _append_events(self, pseudonym: str, events: list[dict[str, str]]) -> None:
+        try:
+            response = await self.http.post(
+                f"{self.rasa_url(pseudonym)}/conversations/{pseudonym}/tracker/events",
+                params={"include_events": "NONE"},
+                json=events,
+                timeout=self.settings.rasa_timeout_seconds,
+            )
+        except httpx.HTTPError as error:
+            logger.warning("rasa events not sent (%s) sender=%s", type(error).__name__, pseudonym)
+            raise RasaUnavailable from None
+        if response.status_code != 200:
+            logger.warning("rasa events refused (%d) sender=%s", response.status_code, pseudonym)
+            raise RasaUnavailable
+
+    async def history(self, pseudonym: str, limit: int = 12) -> list[tuple[bool, str]]:
+        """The conversation's last messages in Rasa's tracker, as (from the person?, text):
+        what the staff member reads before taking it over. [] when Rasa cannot say."""
+        try:
+            response = await self.http.get(
+                f"{self.rasa_url(pseudonym)}/conversations/{pseudonym}/tracker",
+                timeout=self.settings.rasa_timeout_seconds,
+            )
+            events = response.json().get("events") or [] if response.status_code == 200 else []
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return []
+        said = [
+            (e.get("event") == "user", str(e.get("text")))
+            for e in events
+            if isinstance(e, dict) and e.get("event") in ("user", "bot") and e.get("text")
+        ]
+        return said[-limit:]
+
+    async def tell_paused_rasa(self, pseudonym: str, inbound: InboundMessage) -> list[Reply]:
+        """A held conversation: Rasa keeps the message and answers nothing (it is paused);
+        the staff member already has it, so a Rasa that is down changes nothing for the person."""
+        try:
+            replies = await self.ask_rasa(pseudonym, inbound, safe_text(inbound.text))
+        except RasaUnavailable:
+            return []
+        if replies:
+            logger.warning("rasa answered a conversation a staff member holds sender=%s", pseudonym)
+        return replies
+
+    def _handoff_inbound(self, pseudonym: str, text: str) -> handoffs.InboundResult:
+        with transaction(self.engine) as session:
+            danger = self.danger.is_danger(text) if text.strip() else False
+            return handoffs.record_inbound(session, pseudonym, text, danger, self.keys, utcnow())
+
+    def _forget_handoffs(self, pseudonym: str) -> bool:
+        """Erasure: the conversation's hand-offs go; True when one was live (Rasa paused)."""
+        with transaction(self.engine) as session:
+            current = handoffs.open_handoff(session, pseudonym)
+            live = current is not None and current.state == "live"
+            handoffs.forget_conversation(session, pseudonym)
+            return live
+
+    async def sweep_handoffs(self) -> int:
+        """Hand back held conversations whose person went quiet (before Rasa's session
+        expiry would drop the pause unseen; the person is told at their next message), and
+        let requests nobody took lapse. Returns how many were handed back."""
+        idle = await asyncio.to_thread(self._idle_handoffs)
+        returned = 0
+        for handoff_id, pseudonym in idle:
+            try:
+                await self.resume(pseudonym)
+            except RasaUnavailable:
+                break
+            await asyncio.to_thread(self._close_idle, handoff_id)
+            returned += 1
+        return returned
+
+    def _idle_handoffs(self) -> list[tuple[int, str]]:
+        with transaction(self.engine) as session:
+            handoffs.expire_waiting(session, utcnow())
+            return [(h.id, h.conversation_id) for h in handoffs.idle_live(session, utcnow())]
+
+    def _close_idle(self, handoff_id: int) -> None:
+        with transaction(self.engine) as session:
+            if session.get(Handoff, handoff_id) is not None:
+                handoffs.close(session, handoff_id, "idle", utcnow(), person_told=False)
 
     # -- kept messages (Rasa was down) --------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from html import escape
@@ -96,9 +97,10 @@ class SecurityHeaders:
 class Console:
     """The state every handler shares: settings, engine, key, templates. Implements auth.Gate."""
 
-    def __init__(self, settings: ConsoleSettings, engine: Engine) -> None:
+    def __init__(self, settings: ConsoleSettings, engine: Engine, relay: Callable[[], Any] | None = None) -> None:
         self.settings = settings
         self.engine = engine
+        self.relay = relay  # the gateway, for live hand-off and contact-back (console/handoff.py Relay)
         env = {"HOTLINE_CONSOLE_KEY": settings.console_key} if settings.console_key else {}
         self.key = keys.load_console_key(settings.keys_dir, env)
         self.templates = jinja2.Environment(
@@ -107,6 +109,7 @@ class Console:
             undefined=jinja2.StrictUndefined,
         )
         self.css = (HERE / "static" / "console.css").read_text(encoding="utf-8")
+        self.handoff_js = (HERE / "static" / "handoff.js").read_text(encoding="utf-8")
         self._report_keys: tuple[Keys, PrivateKey] | None = None
 
     def report_keys(self) -> tuple[Keys, PrivateKey]:
@@ -415,6 +418,10 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+async def handoff_script(request: Request) -> Response:
+    return Response(console_of(request).handoff_js, media_type="text/javascript")
+
+
 async def stylesheet(request: Request) -> Response:
     return Response(console_of(request).css, media_type="text/css")
 
@@ -426,11 +433,13 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return console.error(request, status, title, text)
 
 
-def create_console_app(settings: ConsoleSettings, engine: Engine | None = None) -> Starlette:
+def create_console_app(
+    settings: ConsoleSettings, engine: Engine | None = None, relay: Callable[[], Any] | None = None
+) -> Starlette:
     """The console; `engine` defaults to one made from settings.database_url (migrated already)."""
-    from console import cases, facts_audit, stats  # here: they import this module
+    from console import cases, contact, facts_audit, handoff, stats  # here: they import this module
 
-    console = Console(settings, engine if engine is not None else make_engine(settings.database_url))
+    console = Console(settings, engine if engine is not None else make_engine(settings.database_url), relay)
     secret = settings.secret or keys.derive(console.key, "console session cookie").hex()
     app = Starlette(
         routes=[
@@ -445,10 +454,13 @@ def create_console_app(settings: ConsoleSettings, engine: Engine | None = None) 
             Route("/admin/accounts", accounts_create, methods=["POST"]),
             Route("/admin/accounts/{account_id:int}/disable", accounts_disable, methods=["POST"]),
             *cases.case_routes(),
+            *contact.routes(),
+            *handoff.routes(),
             *stats.routes(),
             *facts_audit.routes(),
             Route("/health", health),
             Route("/static/console.css", stylesheet),
+            Route("/static/handoff.js", handoff_script),
         ],
         middleware=[
             Middleware(SecurityHeaders),

@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from console import auth, directory
 from console.app import ERRORS, Console, base_path, console_of
-from console.labels import label, label_map
+from console.labels import console_labels, label, label_map
 from reports import crypto, service
 from reports.db import transaction
 from reports.keys import KeyringError, Keys
@@ -41,6 +41,7 @@ from reports.triage import priority_label, reason_labels
 MAX_NOTE_CHARS = service.MAX_TEXT_CHARS  # 4000, for notes, status notes and tipster messages
 FORM_TEXT_LIMIT = 64 * 1024  # what is kept of a field to show it back (the body is capped anyway)
 QUEUE_LIMIT = 200
+CONTACT_MAX_CHARS = 1600  # contact back (console/contact.py): one Twilio message
 REPORT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 STATUS_NAMES = label_map("cases", "statuses", keys=STATUSES)
 KIND_NAMES = label_map("cases", "kinds", keys=KINDS)
@@ -280,7 +281,7 @@ async def _report_page(
         return _not_found(request)
     except crypto.SealError:
         return console.error(request, 503, NO_KEY_TITLE, NO_KEY)
-    filled = {"note": "", "message": "", "status_note": ""}
+    filled = {"note": "", "message": "", "status_note": "", "contact_text": ""}
     filled.update(form or {})
     return console.render(
         request,
@@ -289,6 +290,8 @@ async def _report_page(
         account=account,
         form=filled,
         max_chars=MAX_NOTE_CHARS,
+        contact_labels=console_labels()["contact"],
+        contact_max_chars=CONTACT_MAX_CHARS,
         **page,
         **_labels(),
         **context,

@@ -92,3 +92,9 @@ EMOJI_WORDS = {
 def emoji_words(text: str) -> list[str]:
     """The words for the known emoji in text, in order."""
     return [word for ch in text for emoji, word in EMOJI_WORDS.items() if ch == emoji[0]]
+
+
+def without_control(text: str) -> str:
+    """The text without control characters (NUL, bell...: a phone or a form never means
+    them), keeping line breaks and tabs."""
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")

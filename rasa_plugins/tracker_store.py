@@ -11,7 +11,8 @@
 - Forgetting: when an action sets `forget_history` (a report filed or cancelled, a case
   code looked up), saving replaces the history with the conversation's state alone
   (slots, the open form, the bot's last actions), so neither the report's words nor the
-  code shown or typed stay in the store, even encrypted.
+  code shown or typed stay in the store, even encrypted. A paused conversation (a staff
+  member holds it) stays paused through such a restart.
 - Bounded: when a session passes `max_session_events`, a new session starts carrying the
   slots over (the events Rasa writes when a session expires), so every turn costs about
   the same and old turns stop being replayed.
@@ -29,7 +30,15 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, ActiveLoop, Event, SessionStarted, SlotSet, UserUttered
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ActiveLoop,
+    ConversationPaused,
+    Event,
+    SessionStarted,
+    SlotSet,
+    UserUttered,
+)
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from sqlalchemy.engine import make_url
@@ -172,6 +181,8 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
                 events.append(ActiveLoop(tracker.active_loop_name, timestamp=now))
             events += [ActionExecuted(name, timestamp=now) for name in BoundedSQLTrackerStore.last_bot_actions(tracker)]
         events.append(ActionExecuted(ACTION_LISTEN_NAME, timestamp=now))
+        if carry_slots and tracker.is_paused():  # a staff member holds it (live hand-off)
+            events.append(ConversationPaused(timestamp=now))
         return events
 
     @staticmethod

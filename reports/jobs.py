@@ -18,6 +18,7 @@ from sqlalchemy import Column, Float, MetaData, String, Table, delete, func, ins
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from reports import handoffs
 from reports.config import Settings, load_settings
 from reports.db import make_engine, normalize_url, transaction
 from reports.models import FollowUpAttempt, Report, ReportAttachment, utcnow
@@ -39,6 +40,7 @@ class PurgeCounts:
     reports: int = 0
     follow_up_attempts: int = 0
     conversations: int = 0
+    handoffs: int = 0
 
 
 def purge_reports(session: Session, settings: Settings, now: datetime, dry_run: bool = False) -> tuple[int, int]:
@@ -85,10 +87,13 @@ def run_purge(settings: Settings, now: datetime | None = None, dry_run: bool = F
     try:
         with transaction(engine) as session:
             reports, attempts = purge_reports(session, settings, now, dry_run)
+            closed_handoffs = handoffs.purge_closed(session, now, dry_run=dry_run)
     finally:
         engine.dispose()
     conversations = purge_conversations(settings.tracker_url, settings.conversation_retention_days, now, dry_run)
-    return PurgeCounts(reports=reports, follow_up_attempts=attempts, conversations=conversations)
+    return PurgeCounts(
+        reports=reports, follow_up_attempts=attempts, conversations=conversations, handoffs=closed_handoffs
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

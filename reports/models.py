@@ -13,7 +13,20 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    TypeDecorator,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -357,3 +370,58 @@ class FactConfirmation(Base):
     staff_id: Mapped[int] = mapped_column(Integer, ForeignKey("staff_accounts.id"))
     note: Mapped[str] = mapped_column(String(500), default="")
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# -- Live hand-off (console/handoff.py, channels/core.py): a conversation where the person
+# asked for a human, or the assistant failed twice. `conversation_id` is the Rasa sender id
+# (the gateway's pseudonym, never an address). The reply address is sealed to the staff key
+# and kept only while the hand-off is open; messages are sealed to the staff key too.
+
+HANDOFF_STATES = ("waiting", "live", "closed")
+HANDOFF_REASONS = ("asked", "fallback")
+HANDOFF_CLOSE_REASONS = ("returned", "idle", "expired", "erased")
+
+
+class Handoff(Base):
+    """One request for a person, from waiting to live (a staff member holds it and Rasa is
+    paused) to closed. At most one open (waiting or live) hand-off per conversation."""
+
+    __tablename__ = "handoffs"
+    __table_args__ = (
+        Index(
+            "uq_handoffs_open_conversation",
+            "conversation_id",
+            unique=True,
+            sqlite_where=text("state != 'closed'"),
+            postgresql_where=text("state != 'closed'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(String(64), index=True)
+    channel: Mapped[str | None] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(10), default="waiting", index=True)
+    reply_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    staff_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("staff_accounts.id"))
+    taken_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    close_reason: Mapped[str | None] = mapped_column(String(20))
+    person_told: Mapped[bool] = mapped_column(Boolean, default=True)  # false: tell at their next message
+
+
+class HandoffMessage(Base):
+    """One message of a live hand-off: `inbound` from the person, else from staff. Sealed to
+    the staff key; `danger` is the danger lexicon's reading of an inbound message."""
+
+    __tablename__ = "handoff_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    handoff_id: Mapped[int] = mapped_column(Integer, ForeignKey("handoffs.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    inbound: Mapped[bool] = mapped_column(Boolean)
+    staff_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("staff_accounts.id"))
+    sealed_body: Mapped[bytes] = mapped_column(LargeBinary)
+    danger: Mapped[bool] = mapped_column(Boolean, default=False)

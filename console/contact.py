@@ -1,0 +1,91 @@
+"""Contact back: a message sent to a tipster through their own channel, only when they
+agreed to be contacted (the report holds their reply address sealed to the staff key).
+The console opens the address with the private key just to send, through the gateway
+(the same `Relay` as the live hand-off). The message is also kept for the tipster to read
+at follow-up with their code, and the sending is audited (never the text)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from channels.base import Reply, SendError
+from console import auth
+from console.app import Console, console_of
+from console.cases import CONTACT_MAX_CHARS as MAX_CHARS
+from console.cases import _keys, _not_found, _report_id, _report_page
+from console.labels import console_labels
+from hotline.text import without_control
+from reports import crypto, service
+from reports.db import transaction
+from reports.models import Report, StaffAccount
+
+
+def label(key: str, **values: Any) -> str:
+    text = str(console_labels()["contact"][key])
+    return text.format(**values) if values else text
+
+
+def _contact(console: Console, report_id: str) -> tuple[str, str] | None:
+    """The (channel, address) a consenting tipster gave, opened now; None without consent."""
+    keyring = _keys(console)
+    if keyring is None:
+        return None
+    with transaction(console.engine) as session:
+        report = session.get(Report, report_id)
+        if report is None or not report.contact_consent or report.contact_sealed is None:
+            return None
+        try:
+            return crypto.open_contact(keyring[1], report.contact_sealed)
+        except (crypto.SealError, ValueError):
+            return None
+
+
+def _exists(console: Console, report_id: str) -> bool:
+    with transaction(console.engine) as session:
+        return session.get(Report, report_id) is not None
+
+
+@auth.requires("agent")
+async def contact_submit(request: Request, account: StaffAccount) -> Response:
+    report_id = _report_id(request)
+    console = console_of(request)
+    if report_id is None or not await run_in_threadpool(_exists, console, report_id):
+        return _not_found(request)
+    raw = request.state.form.get("contact_text")
+    text = without_control(raw[: MAX_CHARS * 4]).strip() if isinstance(raw, str) else ""
+    kept = {"contact_text": text}
+    if not text:
+        return await _report_page(request, account, report_id, 400, kept, error=label("empty"))
+    if len(text) > MAX_CHARS:
+        error = label("too_long", n=len(text), limit=MAX_CHARS)
+        return await _report_page(request, account, report_id, 400, kept, error=error)
+    relay = console.relay() if console.relay is not None else None
+    if relay is None:
+        return await _report_page(request, account, report_id, 503, kept, error=label("no_gateway"))
+    contact = await run_in_threadpool(_contact, console, report_id)
+    if contact is None:
+        return await _report_page(request, account, report_id, 409, kept, error=label("no_consent"))
+    try:
+        await relay.send_to(contact[0], contact[1], [Reply(text)])
+    except SendError as error:
+        failed = label("send_failed", code=error.code)
+        return await _report_page(request, account, report_id, 502, kept, error=failed)
+
+    def keep() -> None:
+        now = console.now()
+        with transaction(console.engine) as session:
+            keys = console.report_keys()[0]
+            service.leave_message_for_tipster(session, report_id, text, account.username, now, keys=keys)
+            auth.record(session, "tipster_contacted", now, actor=account.username, target=f"denuncia {report_id}")
+
+    await run_in_threadpool(keep)
+    return await _report_page(request, account, report_id, 200, message=label("sent"))
+
+
+def routes() -> list[Route]:
+    return [Route("/casos/{report_id}/contactar", contact_submit, methods=["POST"])]

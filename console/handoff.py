@@ -1,0 +1,469 @@
+"""Live hand-off in the console: the list of conversations where a person asked for a human
+(or the assistant failed twice), taking one over (Rasa is paused with its own `pause`
+event), writing to the person through their channel, and handing the conversation back
+(`resume`). The gateway does the talking to Rasa and the channels (the `Relay`); the
+console opens the sealed reply address and messages with the staff private key.
+
+Every take, message and hand-back is audited (never the text). A page polls the
+conversation every few seconds (console/static/handoff.js); those polls do not count as
+activity for the session's idle expiry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from nacl.public import PrivateKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from channels.base import Reply, SendError
+from console import auth
+from console.app import Console, base_path, console_of
+from console.labels import console_labels
+from hotline.text import without_control
+from reports import crypto, handoffs
+from reports.db import transaction
+from reports.keys import KeyringError
+from reports.models import Handoff, HandoffMessage, StaffAccount
+
+CLOSED_SHOWN = 20
+POLL_SECONDS = 3
+
+
+class Relay(Protocol):
+    """What the gateway (channels/core.py Gateway) does for the console."""
+
+    async def pause(self, pseudonym: str) -> None: ...
+
+    async def resume(self, pseudonym: str) -> None: ...
+
+    async def send_to(self, channel: str, address: str, replies: list[Reply]) -> None: ...
+
+    async def history(self, pseudonym: str, limit: int = 12) -> list[tuple[bool, str]]: ...
+
+
+def label(key: str, **values: Any) -> str:
+    text = str(console_labels()["handoff"][key])
+    return text.format(**values) if values else text
+
+
+@dataclass(frozen=True)
+class Row:
+    """One hand-off as the list shows it."""
+
+    id: int
+    state: str
+    reason: str
+    channel: str | None
+    requested_at: datetime
+    taken_at: datetime | None
+    last_inbound_at: datetime | None
+    closed_at: datetime | None
+    close_reason: str | None
+    holder: str | None
+    holder_id: int | None
+    danger: bool
+    can_reply: bool
+
+
+def _rows(session: Session, query: Any) -> list[Row]:
+    names = {a.id: a.username for a in session.scalars(select(StaffAccount))}
+    danger = set(session.scalars(select(HandoffMessage.handoff_id).where(HandoffMessage.danger.is_(True))))
+    return [
+        Row(
+            id=h.id,
+            state=h.state,
+            reason=h.reason,
+            channel=h.channel,
+            requested_at=h.requested_at,
+            taken_at=h.taken_at,
+            last_inbound_at=h.last_inbound_at,
+            closed_at=h.closed_at,
+            close_reason=h.close_reason,
+            holder=names.get(h.staff_id) if h.staff_id else None,
+            holder_id=h.staff_id,
+            danger=h.id in danger,
+            can_reply=h.reply_sealed is not None,
+        )
+        for h in session.scalars(query)
+    ]
+
+
+def handoff_lists(session: Session) -> dict[str, list[Row]]:
+    """Waiting (oldest first: they have waited longest), live, and the last closed ones."""
+    return {
+        "waiting": _rows(session, select(Handoff).where(Handoff.state == "waiting").order_by(Handoff.requested_at)),
+        "live": _rows(session, select(Handoff).where(Handoff.state == "live").order_by(Handoff.taken_at)),
+        "closed": _rows(
+            session,
+            select(Handoff).where(Handoff.state == "closed").order_by(Handoff.closed_at.desc()).limit(CLOSED_SHOWN),
+        ),
+    }
+
+
+def _relay(console: Console) -> Relay | None:
+    return console.relay() if console.relay is not None else None
+
+
+def _private_key(console: Console) -> PrivateKey | None:
+    try:
+        return console.report_keys()[1]
+    except (KeyringError, ValueError):
+        return None
+
+
+def _handoff_id(request: Request) -> int:
+    return int(request.path_params["handoff_id"])
+
+
+def _messages(session: Session, handoff_id: int, private_key: PrivateKey) -> list[dict[str, Any]]:
+    names = {a.id: a.username for a in session.scalars(select(StaffAccount))}
+    shown = []
+    for m in session.scalars(
+        select(HandoffMessage).where(HandoffMessage.handoff_id == handoff_id).order_by(HandoffMessage.id)
+    ):
+        try:
+            text = crypto.unseal_text(private_key, m.sealed_body)
+        except crypto.SealError:
+            text = label("unreadable")
+        author = label("person") if m.inbound else names.get(m.staff_id or -1, "—")
+        shown.append({"at": m.at, "inbound": m.inbound, "author": author, "text": text, "danger": m.danger})
+    return shown
+
+
+def _row(session: Session, handoff_id: int) -> Row | None:
+    found = _rows(session, select(Handoff).where(Handoff.id == handoff_id))
+    return found[0] if found else None
+
+
+def _may_see(account: StaffAccount, row: Row) -> bool:
+    """Agents see what waits and what they hold; supervisors see everything."""
+    return row.state == "waiting" or row.holder_id == account.id or auth.has_role(account.role, "supervisor")
+
+
+def _not_found(request: Request) -> Response:
+    return console_of(request).error(request, 404, label("not_found_title"), label("not_found"))
+
+
+def _unavailable(request: Request, text: str) -> Response:
+    return console_of(request).error(request, 503, label("unavailable_title"), text)
+
+
+# -- pages ------------------------------------------------------------------------------------
+
+
+@auth.requires("agent")
+async def list_page(request: Request, account: StaffAccount) -> Response:
+    console = console_of(request)
+
+    def read() -> dict[str, list[Row]]:
+        with transaction(console.engine) as session:
+            return handoff_lists(session)
+
+    lists = await run_in_threadpool(read)
+    return console.render(
+        request, "handoffs.html", account=account, lists=lists, labels=console_labels()["handoff"], now=console.now()
+    )
+
+
+async def _page(
+    request: Request, account: StaffAccount, handoff_id: int, status: int = 200, draft: str = "", **context: Any
+) -> Response:
+    console = console_of(request)
+    private_key = await run_in_threadpool(_private_key, console)
+    if private_key is None:
+        return _unavailable(request, label("no_key"))
+
+    def read() -> tuple[Row | None, str, list[dict[str, Any]]]:
+        with transaction(console.engine) as session:
+            handoff = session.get(Handoff, handoff_id)
+            row = _row(session, handoff_id)
+            if handoff is None or row is None or not _may_see(account, row):
+                return row, "", []
+            auth.record(
+                session, "handoff_viewed", console.now(), actor=account.username, target=f"conversación {handoff_id}"
+            )
+            return row, handoff.conversation_id, _messages(session, handoff_id, private_key)
+
+    row, conversation_id, messages = await run_in_threadpool(read)
+    if row is None:
+        return _not_found(request)
+    if not _may_see(account, row):
+        await run_in_threadpool(
+            auth.audit, console.engine, "forbidden", console.now(), actor=account.username, target=request.url.path
+        )
+        return console.error(request, 403, label("forbidden_title"), label("forbidden"))
+    relay = _relay(console)
+    earlier = await relay.history(conversation_id) if relay is not None and row.state != "closed" else []
+    return console.render(
+        request,
+        "handoff.html",
+        status,
+        account=account,
+        row=row,
+        state=row.state,
+        messages=messages,
+        earlier=earlier,
+        draft=draft,
+        mine=row.state == "live" and row.holder_id == account.id,
+        supervisor=auth.has_role(account.role, "supervisor"),
+        labels=console_labels()["handoff"],
+        max_chars=handoffs.MAX_MESSAGE_CHARS,
+        poll_seconds=POLL_SECONDS,
+        **context,
+    )
+
+
+@auth.requires("agent")
+async def handoff_page(request: Request, account: StaffAccount) -> Response:
+    done = request.query_params.get("hecho", "")
+    message = label(f"done_{done}") if done in ("taken", "sent", "returned") else None
+    return await _page(request, account, _handoff_id(request), message=message)
+
+
+async def messages_fragment(request: Request) -> Response:
+    """The messages only, for the page's poll: HTML escaped by the template, like the page.
+    A poll is not activity: the session's idle clock is left where the last real request put it."""
+    console = console_of(request)
+    seen = request.session.get("seen")
+    admitted = await console.admit(request, "agent")
+    if seen is not None and "seen" in request.session:
+        request.session["seen"] = seen
+    if isinstance(admitted, Response):
+        return admitted if admitted.status_code != 303 else HTMLResponse("", status_code=401)
+    account = admitted
+    private_key = await run_in_threadpool(_private_key, console)
+    if private_key is None:
+        return HTMLResponse("", status_code=503)
+    handoff_id = _handoff_id(request)
+
+    def read() -> tuple[Row | None, list[dict[str, Any]]]:
+        with transaction(console.engine) as session:
+            row = _row(session, handoff_id)
+            if row is None or not _may_see(account, row):
+                return row, []
+            return row, _messages(session, handoff_id, private_key)
+
+    row, messages = await run_in_threadpool(read)
+    if row is None or not _may_see(account, row):
+        return HTMLResponse("", status_code=404)
+    html = console.templates.get_template("handoff_messages.html").render(
+        messages=messages, labels=console_labels()["handoff"], state=row.state
+    )
+    return HTMLResponse(html)
+
+
+messages_fragment.required_role = "agent"  # type: ignore[attr-defined]  # checked by console.admit above
+
+
+# -- actions ----------------------------------------------------------------------------------
+
+
+def _address(console: Console, handoff_id: int) -> tuple[str, str] | None:
+    """The person's (channel, address), opened with the private key only to send now."""
+    private_key = _private_key(console)
+    if private_key is None:
+        return None
+    with transaction(console.engine) as session:
+        handoff = session.get(Handoff, handoff_id)
+        if handoff is None or handoff.reply_sealed is None:
+            return None
+        try:
+            return crypto.open_contact(private_key, handoff.reply_sealed)
+        except (crypto.SealError, ValueError):
+            return None
+
+
+async def _tell(console: Console, handoff_id: int, relay: Relay, text: str) -> str | None:
+    """Send one text to the person; None when sent, else the reason for staff."""
+    address = await run_in_threadpool(_address, console, handoff_id)
+    if address is None:
+        return label("no_address")
+    try:
+        await relay.send_to(address[0], address[1], [Reply(text)])
+    except SendError as error:
+        return label("send_failed", code=error.code)
+    return None
+
+
+def _back(request: Request, handoff_id: int, done: str) -> Response:
+    return RedirectResponse(f"{base_path(request)}/conversaciones/{handoff_id}?hecho={done}", status_code=303)
+
+
+@auth.requires("agent")
+async def take_submit(request: Request, account: StaffAccount) -> Response:
+    console = console_of(request)
+    handoff_id = _handoff_id(request)
+    relay = _relay(console)
+    if relay is None:
+        return _unavailable(request, label("no_gateway"))
+    override = auth.has_role(account.role, "supervisor") and request.state.form.get("override") == "1"
+
+    def current() -> tuple[str, str, int | None] | None:
+        with transaction(console.engine) as session:
+            handoff = session.get(Handoff, handoff_id)
+            if handoff is None or handoff.state == "closed":
+                return None
+            return handoff.conversation_id, handoff.state, handoff.staff_id
+
+    found = await run_in_threadpool(current)
+    if found is None:
+        return _not_found(request)
+    conversation_id, state, holder = found
+    if state == "live" and holder != account.id and not override:
+        return await _page(request, account, handoff_id, 409, error=label("taken_by_other"))
+    try:
+        await relay.pause(conversation_id)
+    except Exception:
+        return _unavailable(request, label("rasa_unavailable"))
+
+    def take() -> None:
+        with transaction(console.engine) as session:
+            handoffs.take(session, handoff_id, account.id, console.now(), override=override)
+            detail = "tomada a otra persona" if override and holder not in (None, account.id) else None
+            auth.record(
+                session,
+                "handoff_taken",
+                console.now(),
+                actor=account.username,
+                target=f"conversación {handoff_id}",
+                detail=detail,
+            )
+
+    try:
+        await run_in_threadpool(take)
+    except handoffs.HandoffNotFound:
+        return _not_found(request)
+    except handoffs.HandoffTaken:
+        return await _page(request, account, handoff_id, 409, error=label("taken_by_other"))
+    if state == "waiting":
+        problem = await _tell(console, handoff_id, relay, label_for_person("handoff_started"))
+        if problem:
+            return await _page(request, account, handoff_id, 200, error=problem)
+    return _back(request, handoff_id, "taken")
+
+
+def label_for_person(key: str) -> str:
+    """What the person reads is the gateway's content (content/gateway.yml)."""
+    from channels.core import gateway_text
+
+    return gateway_text(key)
+
+
+def _holder_check(console: Console, handoff_id: int, account: StaffAccount) -> str | None:
+    """None when this account may write in or hand back the conversation, else why not."""
+    with transaction(console.engine) as session:
+        handoff = session.get(Handoff, handoff_id)
+        if handoff is None or handoff.state == "closed":
+            return "not_found"
+        if handoff.state != "live":
+            return "not_taken"
+        if handoff.staff_id != account.id and not auth.has_role(account.role, "supervisor"):
+            return "forbidden"
+        return None
+
+
+async def _refuse(request: Request, account: StaffAccount, handoff_id: int, why: str, draft: str = "") -> Response:
+    console = console_of(request)
+    if why == "not_found":
+        return _not_found(request)
+    if why == "forbidden":
+        await run_in_threadpool(
+            auth.audit, console.engine, "forbidden", console.now(), actor=account.username, target=request.url.path
+        )
+        return console.error(request, 403, label("forbidden_title"), label("not_holder"))
+    return await _page(request, account, handoff_id, 409, draft=draft, error=label("take_first"))
+
+
+@auth.requires("agent")
+async def send_submit(request: Request, account: StaffAccount) -> Response:
+    console = console_of(request)
+    handoff_id = _handoff_id(request)
+    form: FormData = request.state.form
+    raw = form.get("text")
+    text = without_control(raw[: handoffs.MAX_MESSAGE_CHARS * 4]) if isinstance(raw, str) else ""
+    why = await run_in_threadpool(_holder_check, console, handoff_id, account)
+    if why:
+        return await _refuse(request, account, handoff_id, why, text)
+    if not text.strip():
+        return await _page(request, account, handoff_id, 400, error=label("empty"))
+    if len(text) > handoffs.MAX_MESSAGE_CHARS:
+        error = label("too_long", n=len(text), limit=handoffs.MAX_MESSAGE_CHARS)
+        return await _page(request, account, handoff_id, 400, draft=text, error=error)
+    relay = _relay(console)
+    if relay is None:
+        return _unavailable(request, label("no_gateway"))
+    problem = await _tell(console, handoff_id, relay, text.strip())
+    if problem:
+        return await _page(request, account, handoff_id, 502, draft=text, error=problem)
+
+    def keep() -> None:
+        with transaction(console.engine) as session:
+            keys = console.report_keys()[0]
+            handoffs.record_outbound(session, handoff_id, account.id, text.strip(), keys, console.now())
+            auth.record(
+                session, "handoff_message", console.now(), actor=account.username, target=f"conversación {handoff_id}"
+            )
+
+    await run_in_threadpool(keep)
+    return _back(request, handoff_id, "sent")
+
+
+@auth.requires("agent")
+async def return_submit(request: Request, account: StaffAccount) -> Response:
+    console = console_of(request)
+    handoff_id = _handoff_id(request)
+    why = await run_in_threadpool(_holder_check, console, handoff_id, account)
+    if why:
+        return await _refuse(request, account, handoff_id, why)
+    relay = _relay(console)
+    if relay is None:
+        return _unavailable(request, label("no_gateway"))
+
+    def conversation() -> str:
+        with transaction(console.engine) as session:
+            handoff = session.get(Handoff, handoff_id)
+            return handoff.conversation_id if handoff else ""
+
+    try:
+        await relay.resume(await run_in_threadpool(conversation))
+    except Exception:
+        return _unavailable(request, label("rasa_unavailable"))
+    problem = await _tell(console, handoff_id, relay, label_for_person("handoff_ended"))
+
+    def close() -> None:
+        with transaction(console.engine) as session:
+            handoffs.close(session, handoff_id, "returned", console.now())
+            auth.record(
+                session,
+                "handoff_returned",
+                console.now(),
+                actor=account.username,
+                target=f"conversación {handoff_id}",
+                detail="sin aviso a la persona" if problem else None,
+            )
+
+    try:
+        await run_in_threadpool(close)
+    except handoffs.HandoffNotFound:
+        return _not_found(request)
+    return _back(request, handoff_id, "returned")
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/conversaciones", list_page, methods=["GET"]),
+        Route("/conversaciones/{handoff_id:int}", handoff_page, methods=["GET"]),
+        Route("/conversaciones/{handoff_id:int}/mensajes", messages_fragment, methods=["GET"]),
+        Route("/conversaciones/{handoff_id:int}/atender", take_submit, methods=["POST"]),
+        Route("/conversaciones/{handoff_id:int}/enviar", send_submit, methods=["POST"]),
+        Route("/conversaciones/{handoff_id:int}/devolver", return_submit, methods=["POST"]),
+    ]
