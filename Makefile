@@ -20,7 +20,7 @@ RASA_DOMAIN := build/domain
 CONTENT_FILES := $(shell find content -name '*.yml') domain.yml $(wildcard hotline/*.py)
 TRAIN_INPUTS := $(shell find nlu_data bot -name '*.yml') config.yml $(CONTENT_FILES) $(wildcard rasa_plugins/*.py)
 
-.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit bench bench-nlu bench-latency bench-reports bench-gateway telegram-webhook console-admin clean postgres keys purge
+.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit confirmations bench bench-nlu bench-latency bench-reports bench-gateway telegram-webhook console-admin clean postgres keys purge
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -63,6 +63,10 @@ run: setup $(MODEL) ## Start the hotline locally (Rasa :5005, actions :5055, gat
 
 audit: $(APP_VENV)/.installed ## List facts that are not verified or whose check is old
 	$(PY) -m hotline.audit
+
+confirmations: $(APP_VENV)/.installed ## Write staff fact confirmations from the database into content/confirmations.yml
+	$(PY) -m console.facts_audit export --out content/confirmations.yml
+	$(PY) -m hotline.build --check
 
 postgres: ## Start the local PostgreSQL if nothing answers on 127.0.0.1:5432 (the tests need it)
 	scripts/ensure-postgres.sh

@@ -1,9 +1,12 @@
 """Content audit: the facts a person must re-check before they can be trusted.
 
 Lists every fact that is not verified (secondary, unverified) or carries a caveat, and
-every fact whose last check by phone (`verified_on`) is missing or older than
---max-age-days, with the answers that show it. `make audit` or `python -m hotline.audit`.
-Exit status 0; the list is for staff, not a gate.
+every fact whose last check by phone is missing or older than --max-age-days, with the
+answers that show it. The last check is the newer of facts.yml `verified_on` and the staff
+confirmation carried in content/confirmations.yml (`make confirmations`). A confirmation
+clears only the age reason: a call shows the number answers, not that the source is
+official, so a 🟡 or ❌ fact stays listed for its mark until facts.yml is updated.
+`make audit` or `python -m hotline.audit`. Exit status 0; the list is for staff, not a gate.
 """
 
 from __future__ import annotations
@@ -12,11 +15,15 @@ import argparse
 import sys
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 
-from hotline.content import Fact, load_facts, render_all
+from hotline.content import Confirmation, Fact, load_facts, render_all, utc_today
 
 MARKS = {"verified": "✅", "secondary": "🟡", "unverified": "❌"}
 DEFAULT_MAX_AGE_DAYS = 180
+NEVER_CONFIRMED = "never confirmed by a call"
+LAST_CONFIRMED = "last confirmed "
+FUTURE_CONFIRMATION = "confirmation dated after today "
 
 
 @dataclass(frozen=True)
@@ -24,12 +31,13 @@ class AuditRow:
     fact: Fact
     reasons: tuple[str, ...]
     shown_in: tuple[str, ...]
+    confirmation: Confirmation | None = None  # from content/confirmations.yml
 
 
-def fact_usage() -> dict[str, set[str]]:
+def fact_usage(facts: dict[str, Fact] | None = None) -> dict[str, set[str]]:
     """fact id -> the answers (response [variant]) that show or state it."""
     usage: dict[str, set[str]] = {}
-    for name, variants in render_all().items():
+    for name, variants in render_all(facts).items():
         for variant, pages in variants.items():
             for page in pages:
                 for fact_id in page.facts:
@@ -37,23 +45,28 @@ def fact_usage() -> dict[str, set[str]]:
     return usage
 
 
-def audit(today: date, max_age_days: int = DEFAULT_MAX_AGE_DAYS) -> list[AuditRow]:
-    usage = fact_usage()
+def audit(today: date, max_age_days: int = DEFAULT_MAX_AGE_DAYS, confirmations: Path | None = None) -> list[AuditRow]:
+    """The facts to re-check on `today`, with content/confirmations.yml (or the given file)."""
+    facts = load_facts(confirmations)
+    usage = fact_usage(facts)
     rows = []
-    for fact in load_facts().values():
+    for fact in facts.values():
         reasons = []
         if fact.confidence != "verified":
             reasons.append(f"{MARKS.get(fact.confidence, '?')} {fact.confidence}")
         if fact.raw.get("caveat"):
             reasons.append("⚠️ caveat")
-        checked = fact.raw.get("verified_on")
+        if fact.confirmation and fact.confirmation.confirmed_on > today:
+            reasons.append(f"{FUTURE_CONFIRMATION}{fact.confirmation.confirmed_on.isoformat()}")
+        checked = fact.checked_on(today)
         if fact.showable and fact.value:
-            if not checked:
-                reasons.append("never confirmed by a call")
-            elif date.fromisoformat(str(checked)) < today - timedelta(days=max_age_days):
-                reasons.append(f"last confirmed {checked}")
+            if checked is None:
+                reasons.append(NEVER_CONFIRMED)
+            elif checked < today - timedelta(days=max_age_days):
+                reasons.append(f"{LAST_CONFIRMED}{checked.isoformat()}")
         if reasons:
-            rows.append(AuditRow(fact, tuple(reasons), tuple(sorted(usage.get(fact.id, ())))))
+            row = AuditRow(fact, tuple(reasons), tuple(sorted(usage.get(fact.id, ()))), fact.confirmation)
+            rows.append(row)
     # Facts people actually see first, then by id.
     return sorted(rows, key=lambda r: (not r.shown_in, r.fact.id))
 
@@ -63,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-age-days", type=int, default=DEFAULT_MAX_AGE_DAYS)
     parser.add_argument("--shown-only", action="store_true", help="only facts that answers show")
     args = parser.parse_args(argv)
-    rows = audit(date.today(), args.max_age_days)
+    rows = audit(utc_today(), args.max_age_days)
     if args.shown_only:
         rows = [r for r in rows if r.shown_in]
     print(f"{len(rows)} facts to re-check (max age {args.max_age_days} days)\n")
@@ -71,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         value = f" {row.fact.value}" if row.fact.value else ""
         print(f"{row.fact.id}{value}: {'; '.join(row.reasons)}")
         print(f"    source: {', '.join(row.fact.raw.get('sources') or ['none'])} ({row.fact.raw.get('source_date')})")
+        if row.confirmation:
+            confirmed = row.confirmation
+            note = f": {confirmed.note}" if confirmed.note else ""
+            print(f"    confirmed by phone: {confirmed.confirmed_on.isoformat()} ({confirmed.by}){note}")
         print(f"    shown in: {', '.join(row.shown_in) if row.shown_in else 'no answer'}")
     return 0
 

@@ -3,6 +3,8 @@ plain responses (no action server round trip) and the Spanish text stays in cont
 
   python -m hotline.build          writes build/domain/ and build/data/
   python -m hotline.build --check  renders and checks everything, writes nothing
+  python -m hotline.build --check --confirmations FILE   the same with another confirmations
+                                   file (content/confirmations.yml otherwise), before committing it
 
 Generated:
 - build/domain/domain.yml: a copy of domain.yml (Rasa merges the folder);
@@ -17,11 +19,21 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from hotline.content import ContentError, Page, load_common, render_all
+from hotline.content import (
+    ContentError,
+    Page,
+    check_confirmation_dates,
+    load_common,
+    load_facts,
+    render_all,
+    utc_today,
+)
 from hotline.paths import BUILD, CONTENT, ROOT
 from hotline.sms import sms_segments
 
@@ -108,8 +120,12 @@ def menu_response(menu: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"text": "\n".join(lines)}]
 
 
-def build(write: bool = True) -> dict[str, Any]:
-    rendered = render_all()
+def build(write: bool = True, confirmations: Path | None = None, today: date | None = None) -> dict[str, Any]:
+    """Render and check everything. Confirmations come from content/confirmations.yml (or
+    the given file): an unknown fact id or a date after `today` (UTC today) is an error."""
+    facts = load_facts(confirmations)
+    check_confirmation_dates(facts, today or utc_today())
+    rendered = render_all(facts)
     menu = yaml.safe_load((CONTENT / "menu.yml").read_text(encoding="utf-8"))
     responses = build_responses(rendered)
     if "utter_menu" in responses:
@@ -138,9 +154,12 @@ def _dump(path: Any, data: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="check only, write nothing")
+    parser.add_argument("--confirmations", type=Path, help="confirmations file (default content/confirmations.yml)")
     args = parser.parse_args(argv)
+    if args.confirmations and not args.check:
+        parser.error("--confirmations only with --check: the assistant's content is content/confirmations.yml")
     try:
-        result = build(write=not args.check)
+        result = build(write=not args.check, confirmations=args.confirmations)
     except ContentError as error:
         print(f"content error: {error}", file=sys.stderr)
         return 1

@@ -8,12 +8,23 @@ Texts name facts only through placeholders, so every number keeps its source:
   {country}  the variant's country name
 The variant `all_countries` is copied to every country that has no variant of its own.
 Any other {name} is left for Rasa to fill at run time (for example {reasons}).
+
+Staff confirmations by phone reach the content only through content/confirmations.yml
+(written by `make confirmations` from the console's database, committed and reviewed like
+any content change; the build never reads a database). A fact's effective check date is the
+newer of facts.yml `verified_on` and its confirmation there. A phone-confirmed fact that is
+secondary (🟡), or whose caveat only says it is still to be confirmed (the file's
+`answered_caveats_es`, which the note then replaces), is shown with the file's `shown_es` note
+("confirmado por teléfono en nov. 2026") on every page where it still fits the SMS limit. A
+call does not change a fact's confidence: that stays as facts.yml says until its source is
+updated there, and the audit keeps listing it for its mark.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -29,10 +40,58 @@ SHOWABLE = {"verified", "secondary"}
 ALL_COUNTRIES = "all_countries"
 _PLACEHOLDER = re.compile(r"\{(fact|ref):([a-z0-9_.]+)\}")
 _COUNTRY = re.compile(r"\{country\}")
+CONFIRMATIONS = CONTENT / "confirmations.yml"
+CONFIRMATIONS_HEADER = """\
+# Staff confirmations by phone carried into the assistant's content: per fact id of
+# content/facts.yml, the latest day staff called the number and it answered (confirmed_on),
+# their short note, who recorded it (the account's role, never a person's name) and when (UTC).
+# Produced by `make confirmations` (python -m console.facts_audit export) from the console's
+# fact_confirmations table, merged with what this file already has (nothing is dropped), and
+# committed and reviewed like any content change. The notes are published with the content.
+# The build (hotline/build.py) refuses unknown fact ids and dates after today; a fact's
+# effective check date is the newer of facts.yml verified_on and confirmed_on here. A call does
+# not change a fact's confidence mark. shown_es (with months_es) is the note the assistant adds
+# where it fits to a phone-confirmed fact that is secondary (🟡) or whose caveat is one of
+# answered_caveats_es (caveats a call answers: the note replaces them). Edit these three by
+# hand if needed; the export keeps them.
+"""
 
 
 class ContentError(ValueError):
     """Content that must not reach a person: unknown or unverified fact, too long."""
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A fact confirmed by phone, as carried in content/confirmations.yml."""
+
+    fact_id: str
+    confirmed_on: date
+    note: str
+    by: str  # the recording account's role
+    recorded_at: str  # UTC, YYYY-MM-DDTHH:MM:SSZ
+
+    def as_yaml(self) -> dict[str, str]:
+        return {
+            "confirmed_on": self.confirmed_on.isoformat(),
+            "note": self.note,
+            "by": self.by,
+            "recorded_at": self.recorded_at,
+        }
+
+
+@dataclass(frozen=True)
+class Confirmations:
+    """content/confirmations.yml: the assistant's note and the confirmations, by fact id."""
+
+    shown_es: str
+    months_es: tuple[str, ...]
+    entries: dict[str, Confirmation]
+    answered_caveats_es: tuple[str, ...] = ()
+
+    def note_for(self, confirmation: Confirmation) -> str:
+        day = confirmation.confirmed_on
+        return self.shown_es.format(month=self.months_es[day.month - 1], year=day.year)
 
 
 @dataclass(frozen=True)
@@ -42,15 +101,44 @@ class Fact:
     confidence: str
     caveat_es: str | None
     raw: dict[str, Any]
+    confirmation: Confirmation | None = None
+    confirmed_es: str | None = None  # the note shown for a phone confirmation, if any
+    confirmed_replaces_caveat: bool = False  # the caveat only said "to be confirmed"
 
     @property
     def showable(self) -> bool:
         return self.confidence in SHOWABLE
 
-    def shown_as(self) -> str:
+    @property
+    def verified_on(self) -> date | None:
+        """facts.yml's own check date."""
+        return _as_date(self.raw.get("verified_on"), f"facts.yml: {self.id} verified_on")
+
+    def checked_on(self, today: date | None = None) -> date | None:
+        """The effective check date: the newer of verified_on and the phone confirmation
+        (a confirmation after `today`, when given, does not count)."""
+        dates = [self.verified_on]
+        if self.confirmation and (today is None or self.confirmation.confirmed_on <= today):
+            dates.append(self.confirmation.confirmed_on)
+        known = [d for d in dates if d is not None]
+        return max(known) if known else None
+
+    def notes(self, confirmed: bool = True) -> list[str]:
+        """What is shown in brackets after the value: the caveat and the confirmation note
+        (the note alone when it answers the caveat)."""
+        if confirmed and self.confirmed_es:
+            return (
+                [self.confirmed_es]
+                if self.confirmed_replaces_caveat or not self.caveat_es
+                else [self.caveat_es, self.confirmed_es]
+            )
+        return [self.caveat_es] if self.caveat_es else []
+
+    def shown_as(self, confirmed: bool = True) -> str:
         if not self.value:
             raise ContentError(f"fact {self.id} has no value to show; use {{ref:{self.id}}}")
-        return f"{self.value} ({self.caveat_es})" if self.caveat_es else self.value
+        notes = self.notes(confirmed)
+        return f"{self.value} ({'; '.join(notes)})" if notes else self.value
 
 
 @dataclass
@@ -60,14 +148,30 @@ class Page:
     index: int
     text: str
     facts: list[str] = field(default_factory=list)
+    confirmed: list[str] = field(default_factory=list)  # facts shown with their phone confirmation
 
 
 def _read_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
+def _as_date(value: Any, where: str) -> date | None:
+    if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise ContentError(f"{where}: {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def utc_today() -> date:
+    """Today on the console's clock (UTC), the bound for confirmation dates."""
+    return datetime.now(timezone.utc).date()
+
+
 @lru_cache(maxsize=1)
-def load_facts() -> dict[str, Fact]:
+def load_fact_sheet() -> dict[str, Fact]:
+    """content/facts.yml alone, without confirmations."""
     data = _read_yaml(CONTENT / "facts.yml")
     facts: dict[str, Fact] = {}
     for entry in data["facts"]:
@@ -80,6 +184,103 @@ def load_facts() -> dict[str, Fact]:
             raw=entry,
         )
     return facts
+
+
+def read_confirmations(path: Path = CONFIRMATIONS) -> Confirmations:
+    """A confirmations file, checked for shape (not against facts.yml: see with_confirmations)."""
+    name = path.name
+    try:
+        data = _read_yaml(path)
+    except (OSError, yaml.YAMLError) as error:
+        raise ContentError(f"{name}: cannot be read: {error}") from None
+    if not isinstance(data, dict) or data.get("version") != 1:
+        raise ContentError(f"{name}: expected a mapping with version: 1")
+    shown_es, months = data.get("shown_es"), data.get("months_es")
+    if not isinstance(shown_es, str) or "{month}" not in shown_es or "{year}" not in shown_es:
+        raise ContentError(f"{name}: shown_es must be a text with {{month}} and {{year}}")
+    try:
+        shown_es.format(month="", year="")
+    except (KeyError, IndexError, ValueError):
+        raise ContentError(f"{name}: shown_es may only use {{month}} and {{year}}") from None
+    if not isinstance(months, list) or len(months) != 12 or not all(isinstance(m, str) and m for m in months):
+        raise ContentError(f"{name}: months_es must list the 12 month names")
+    answered = data.get("answered_caveats_es") or []
+    if not isinstance(answered, list) or not all(isinstance(c, str) and c for c in answered):
+        raise ContentError(f"{name}: answered_caveats_es must be a list of caveats")
+    entries: dict[str, Confirmation] = {}
+    for fact_id, entry in (data.get("confirmations") or {}).items():
+        where = f"{name}: {fact_id}"
+        if not isinstance(entry, dict):
+            raise ContentError(f"{where}: expected confirmed_on, note, by and recorded_at")
+        confirmed_on = _as_date(entry.get("confirmed_on"), f"{where} confirmed_on")
+        if confirmed_on is None:
+            raise ContentError(f"{where}: confirmed_on is missing")
+        recorded_at = entry.get("recorded_at")
+        if isinstance(recorded_at, datetime):  # unquoted in YAML
+            recorded_at = recorded_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        entries[str(fact_id)] = Confirmation(
+            fact_id=str(fact_id),
+            confirmed_on=confirmed_on,
+            note=str(entry.get("note") or ""),
+            by=str(entry.get("by") or ""),
+            recorded_at=str(recorded_at or ""),
+        )
+    return Confirmations(shown_es, tuple(months), entries, tuple(answered))
+
+
+def dump_confirmations(confirmations: Confirmations) -> str:
+    """The file's text: header, labels, then the confirmations by fact id (deterministic)."""
+    data = {
+        "version": 1,
+        "shown_es": confirmations.shown_es,
+        "months_es": list(confirmations.months_es),
+        "answered_caveats_es": list(confirmations.answered_caveats_es),
+        "confirmations": {
+            fact_id: confirmations.entries[fact_id].as_yaml() for fact_id in sorted(confirmations.entries)
+        },
+    }
+    return CONFIRMATIONS_HEADER + yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=1000)
+
+
+def with_confirmations(sheet: dict[str, Fact], confirmations: Confirmations) -> dict[str, Fact]:
+    """The facts with their phone confirmations; refuses a confirmation of an unknown fact."""
+    unknown = sorted(set(confirmations.entries) - set(sheet))
+    if unknown:
+        raise ContentError(f"confirmations.yml confirms facts that facts.yml does not have: {', '.join(unknown)}")
+    facts = dict(sheet)
+    for fact_id, confirmation in confirmations.entries.items():
+        fact = sheet[fact_id]
+        answers = fact.caveat_es is not None and fact.caveat_es in confirmations.answered_caveats_es
+        shown = fact.showable and bool(fact.value) and (fact.confidence == "secondary" or answers)
+        note = confirmations.note_for(confirmation) if shown else None
+        facts[fact_id] = replace(
+            fact, confirmation=confirmation, confirmed_es=note, confirmed_replaces_caveat=shown and answers
+        )
+    return facts
+
+
+@lru_cache(maxsize=1)
+def _default_facts() -> dict[str, Fact]:
+    return with_confirmations(load_fact_sheet(), read_confirmations(CONFIRMATIONS))
+
+
+def load_facts(confirmations: Path | None = None) -> dict[str, Fact]:
+    """The facts with their confirmations: content/confirmations.yml (read once), or the
+    given file (read now: to check an export before committing it)."""
+    if confirmations is None:
+        return _default_facts()
+    return with_confirmations(load_fact_sheet(), read_confirmations(confirmations))
+
+
+def check_confirmation_dates(facts: dict[str, Fact], today: date) -> None:
+    """Refuses a confirmation dated after today: nobody has called yet."""
+    future = sorted(
+        f"{fact.id} ({fact.confirmation.confirmed_on.isoformat()})"
+        for fact in facts.values()
+        if fact.confirmation and fact.confirmation.confirmed_on > today
+    )
+    if future:
+        raise ContentError(f"confirmations.yml has dates after today ({today.isoformat()}): {', '.join(future)}")
 
 
 @lru_cache(maxsize=1)
@@ -113,10 +314,19 @@ def _expand_variants(variants: dict[str, list[str]]) -> dict[str, list[str]]:
     return variants
 
 
-def render_template(template: str, country: str | None = None) -> tuple[str, list[str]]:
-    """Fill fact and country placeholders; returns the text and the fact ids it uses."""
-    facts = load_facts()
+def render_template(
+    template: str,
+    country: str | None = None,
+    facts: dict[str, Fact] | None = None,
+    confirmed: bool = True,
+    shown_confirmed: list[str] | None = None,
+) -> tuple[str, list[str]]:
+    """Fill fact and country placeholders; returns the text and the fact ids it uses.
+    With `confirmed`, a fact's phone confirmation note is shown (once per text); the ids
+    shown with it are added to `shown_confirmed`."""
+    facts = load_facts() if facts is None else facts
     used: list[str] = []
+    noted = shown_confirmed if shown_confirmed is not None else []
 
     def fill(match: re.Match[str]) -> str:
         kind, fact_id = match.group(1), match.group(2)
@@ -126,7 +336,12 @@ def render_template(template: str, country: str | None = None) -> tuple[str, lis
         if not fact.showable:
             raise ContentError(f"fact {fact_id} is {fact.confidence}: it must never be shown")
         used.append(fact_id)
-        return fact.shown_as() if kind == "fact" else ""
+        if kind != "fact":
+            return ""
+        note = confirmed and bool(fact.confirmed_es) and fact_id not in noted
+        if note:
+            noted.append(fact_id)
+        return fact.shown_as(confirmed=note)
 
     text = _PLACEHOLDER.sub(fill, template)
     if _COUNTRY.search(text):
@@ -137,29 +352,37 @@ def render_template(template: str, country: str | None = None) -> tuple[str, lis
     return re.sub(r"[ \t]{2,}", " ", text).strip(), used
 
 
-def render_pages(name: str, variant: str, templates: list[str]) -> list[Page]:
-    """Render one variant's pages, adding the MAS invitation to all but the last."""
+def render_pages(name: str, variant: str, templates: list[str], facts: dict[str, Fact] | None = None) -> list[Page]:
+    """Render one variant's pages, adding the MAS invitation to all but the last. A page
+    that the phone confirmation notes would push past the SMS limit is shown without them."""
     country = None if variant == "default" else variant
     if country is not None and country not in country_names():
         raise ContentError(f"{name}: unknown variant {variant}")
     pages = []
     for index, template in enumerate(templates):
-        text, used = render_template(template, country)
-        if index < len(templates) - 1:
-            text = f"{text}\n{load_common()['more_suffix']}"
+        suffix = f"\n{load_common()['more_suffix']}" if index < len(templates) - 1 else ""
+        noted: list[str] = []
+        text, used = render_template(template, country, facts, shown_confirmed=noted)
+        text += suffix
+        if noted and sms_segments(text) > MAX_SEGMENTS:
+            noted = []
+            text, used = render_template(template, country, facts, confirmed=False)
+            text += suffix
         segments = sms_segments(text)
         if segments > MAX_SEGMENTS:
             raise ContentError(
                 f"{name} [{variant}] page {index + 1} needs {segments} SMS segments "
                 f"(max {MAX_SEGMENTS}): {len(text)} characters"
             )
-        pages.append(Page(name, variant, index, text, used))
+        pages.append(Page(name, variant, index, text, used, noted))
     return pages
 
 
-def render_all() -> dict[str, dict[str, list[Page]]]:
-    """Every response, every variant, every page, checked."""
+def render_all(facts: dict[str, Fact] | None = None) -> dict[str, dict[str, list[Page]]]:
+    """Every response, every variant, every page, checked (with content/confirmations.yml
+    unless other facts are given: see load_facts)."""
+    facts = load_facts() if facts is None else facts
     return {
-        name: {variant: render_pages(name, variant, pages) for variant, pages in variants.items()}
+        name: {variant: render_pages(name, variant, pages, facts) for variant, pages in variants.items()}
         for name, variants in load_topics().items()
     }

@@ -1,6 +1,7 @@
 """Statistics and the content audit over real HTTP (uvicorn, SQLite, a test clock): counts by
 country, kind, month and priority, the median time to first triage, the CSV export with small
-counts suppressed (and audited), and facts confirmed by phone."""
+counts suppressed (and audited), facts confirmed by phone, and whether each confirmation is
+already in the assistant's content (content/confirmations.yml) or waiting for export."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ import csv
 import io
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from console.facts_audit import latest_confirmations
-from hotline.content import load_facts
+from console.facts_audit import export_confirmations, latest_confirmations
+from hotline.content import CONFIRMATIONS, dump_confirmations, load_fact_sheet, load_facts, read_confirmations
 from reports.db import transaction
 from reports.models import FactConfirmation
 from reports.service import change_status
@@ -149,3 +151,41 @@ def test_the_content_audit_lists_facts_and_records_confirmations(console: Consol
     assert [(c.fact_id, c.confirmed_on.isoformat(), c.note) for c in stored] == [(fact_id, "2026-11-28", note)]
     assert {k: v.isoformat() for k, v in latest_confirmations(console.engine).items()} == {fact_id: "2026-11-28"}
     assert ("ana", "fact_confirmed", f"dato {fact_id}", "confirmado el 2026-11-28") in audit(console)
+
+
+def export_states(text: str) -> dict[str, str]:
+    return dict(re.findall(r'id="dato-([^"]+)".*?data-export="(\w+)"', text, re.S))
+
+
+def test_the_content_audit_shows_which_confirmations_are_in_the_content(
+    console: Console, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second, third = [f.id for f in load_fact_sheet().values() if f.confidence == "secondary" and f.value][:3]
+    content = tmp_path / "confirmations.yml"  # the console's copy of content/confirmations.yml, empty
+    content.write_text(dump_confirmations(replace(read_confirmations(CONFIRMATIONS), entries={})), encoding="utf-8")
+    monkeypatch.setenv("HOTLINE_CONFIRMATIONS_FILE", str(content))
+    with signed_in(console, "ana") as client:
+        token = csrf(client, "/datos")
+        for fact_id in (first, second):
+            saved = client.post(
+                f"/datos/{fact_id}/confirmar", data={"csrf": token, "confirmed_on": "2026-11-27", "note": "contestaron"}
+            )
+            assert saved.status_code == 303
+        waiting = client.get("/datos").text
+        assert {k: export_states(waiting)[k] for k in (first, second, third)} == {
+            first: "waiting",
+            second: "waiting",
+            third: "none",
+        }
+        assert "pendiente de pasar al contenido del asistente" in waiting
+
+        assert export_confirmations(console.engine, content, START).updated == tuple(sorted((first, second)))
+        again = client.post(f"/datos/{second}/confirmar", data={"csrf": token, "confirmed_on": "2026-11-28"})
+        assert again.status_code == 303  # a newer call, not exported yet
+        page = client.get("/datos").text
+    states = export_states(page)
+    assert (states[first], states[second], states[third]) == ("exported", "waiting", "none")
+    assert "ya está en el contenido del asistente (content/confirmations.yml)" in page
+    assert "En el contenido: confirmado el 2026-11-27 (agent)" in page
+    assert "no escriba nombres de personas" in page
+    assert any(entry[:2] == ("cli", "facts_exported") for entry in audit(console))

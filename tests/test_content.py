@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from hotline.build import build
-from hotline.content import SHOWABLE, ContentError, load_facts, load_topics, render_all, render_template
+from hotline.content import SHOWABLE, ContentError, Fact, load_facts, load_topics, render_all, render_template
 from hotline.countries import country_names
 from hotline.paths import CONTENT, ROOT
 from hotline.sms import sms_segments
@@ -48,13 +48,19 @@ def test_every_page_fits_two_sms_segments() -> None:
     assert too_long == []
 
 
+def notes(fact: Fact) -> list[str]:
+    """What may follow a fact's value: its caveat, its phone confirmation note, or both."""
+    return fact.notes() + fact.notes(confirmed=False)
+
+
 def test_phone_numbers_come_only_from_facts_used_on_that_page() -> None:
-    """A number in an answer must be the value (or in the caveat) of a fact the page names."""
+    """A number in an answer must be the value (or in the caveat or phone confirmation note) of
+    a fact the page names."""
     facts = load_facts()
     unsourced = []
     for name, variant, index, text, used in all_pages():
         allowed = {re.sub(r"\D", "", facts[f].value or "") for f in used}
-        allowed |= {re.sub(r"\D", "", m) for f in used for m in PHONE_LIKE.findall(facts[f].caveat_es or "")}
+        allowed |= {re.sub(r"\D", "", m) for f in used for m in PHONE_LIKE.findall("; ".join(notes(facts[f])))}
         for match in PHONE_LIKE.finditer(text):
             digits = re.sub(r"\D", "", match.group(0))
             if len(digits) >= 3 and not any(digits in a for a in allowed if a):
