@@ -6,8 +6,6 @@ at follow-up with their code, and the sending is audited (never the text)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,17 +15,12 @@ from channels.base import Reply, SendError
 from console import auth
 from console.app import Console, console_of
 from console.cases import CONTACT_MAX_CHARS as MAX_CHARS
-from console.cases import _keys, _not_found, _report_id, _report_page
-from console.labels import console_labels
+from console.cases import _keys, _not_found, _report_id, _report_page, _target
+from console.labels import label
 from hotline.text import without_control
 from reports import crypto, service
 from reports.db import transaction
 from reports.models import Report, StaffAccount
-
-
-def label(key: str, **values: Any) -> str:
-    text = str(console_labels()["contact"][key])
-    return text.format(**values) if values else text
 
 
 def _contact(console: Console, report_id: str) -> tuple[str, str] | None:
@@ -60,20 +53,20 @@ async def contact_submit(request: Request, account: StaffAccount) -> Response:
     text = without_control(raw[: MAX_CHARS * 4]).strip() if isinstance(raw, str) else ""
     kept = {"contact_text": text}
     if not text:
-        return await _report_page(request, account, report_id, 400, kept, error=label("empty"))
+        return await _report_page(request, account, report_id, 400, kept, error=label("contact", "empty"))
     if len(text) > MAX_CHARS:
-        error = label("too_long", n=len(text), limit=MAX_CHARS)
+        error = label("contact", "too_long").format(n=len(text), limit=MAX_CHARS)
         return await _report_page(request, account, report_id, 400, kept, error=error)
     relay = console.relay() if console.relay is not None else None
     if relay is None:
-        return await _report_page(request, account, report_id, 503, kept, error=label("no_gateway"))
+        return await _report_page(request, account, report_id, 503, kept, error=label("contact", "no_gateway"))
     contact = await run_in_threadpool(_contact, console, report_id)
     if contact is None:
-        return await _report_page(request, account, report_id, 409, kept, error=label("no_consent"))
+        return await _report_page(request, account, report_id, 409, kept, error=label("contact", "no_consent"))
     try:
         await relay.send_to(contact[0], contact[1], [Reply(text)])
     except SendError as error:
-        failed = label("send_failed", code=error.code)
+        failed = label("contact", "send_failed").format(code=error.code)
         return await _report_page(request, account, report_id, 502, kept, error=failed)
 
     def keep() -> None:
@@ -81,10 +74,10 @@ async def contact_submit(request: Request, account: StaffAccount) -> Response:
         with transaction(console.engine) as session:
             keys = console.report_keys()[0]
             service.leave_message_for_tipster(session, report_id, text, account.username, now, keys=keys)
-            auth.record(session, "tipster_contacted", now, actor=account.username, target=f"denuncia {report_id}")
+            auth.record(session, "tipster_contacted", now, actor=account.username, target=_target(report_id))
 
     await run_in_threadpool(keep)
-    return await _report_page(request, account, report_id, 200, message=label("sent"))
+    return await _report_page(request, account, report_id, 200, message=label("contact", "sent"))
 
 
 def routes() -> list[Route]:

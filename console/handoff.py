@@ -27,7 +27,7 @@ from starlette.routing import Route
 from channels.base import Reply, SendError
 from console import auth
 from console.app import Console, base_path, console_of
-from console.labels import console_labels
+from console.labels import console_labels, label
 from hotline.text import without_control
 from reports import crypto, handoffs
 from reports.db import transaction
@@ -50,9 +50,8 @@ class Relay(Protocol):
     async def history(self, pseudonym: str, limit: int = 12) -> list[tuple[bool, str]]: ...
 
 
-def label(key: str, **values: Any) -> str:
-    text = str(console_labels()["handoff"][key])
-    return text.format(**values) if values else text
+def _target(handoff_id: int) -> str:
+    return label("audit_log", "targets", "handoff").format(id=handoff_id)
 
 
 @dataclass(frozen=True)
@@ -133,8 +132,8 @@ def _messages(session: Session, handoff_id: int, private_key: PrivateKey) -> lis
         try:
             text = crypto.unseal_text(private_key, m.sealed_body)
         except crypto.SealError:
-            text = label("unreadable")
-        author = label("person") if m.inbound else names.get(m.staff_id or -1, "—")
+            text = label("handoff", "unreadable")
+        author = label("handoff", "person") if m.inbound else names.get(m.staff_id or -1, label("common", "none"))
         shown.append({"at": m.at, "inbound": m.inbound, "author": author, "text": text, "danger": m.danger})
     return shown
 
@@ -150,11 +149,11 @@ def _may_see(account: StaffAccount, row: Row) -> bool:
 
 
 def _not_found(request: Request) -> Response:
-    return console_of(request).error(request, 404, label("not_found_title"), label("not_found"))
+    return console_of(request).error(request, 404, label("handoff", "not_found_title"), label("handoff", "not_found"))
 
 
 def _unavailable(request: Request, text: str) -> Response:
-    return console_of(request).error(request, 503, label("unavailable_title"), text)
+    return console_of(request).error(request, 503, label("handoff", "unavailable_title"), text)
 
 
 # -- pages ------------------------------------------------------------------------------------
@@ -180,7 +179,7 @@ async def _page(
     console = console_of(request)
     private_key = await run_in_threadpool(_private_key, console)
     if private_key is None:
-        return _unavailable(request, label("no_key"))
+        return _unavailable(request, label("handoff", "no_key"))
 
     def read() -> tuple[Row | None, str, list[dict[str, Any]]]:
         with transaction(console.engine) as session:
@@ -188,9 +187,7 @@ async def _page(
             row = _row(session, handoff_id)
             if handoff is None or row is None or not _may_see(account, row):
                 return row, "", []
-            auth.record(
-                session, "handoff_viewed", console.now(), actor=account.username, target=f"conversación {handoff_id}"
-            )
+            auth.record(session, "handoff_viewed", console.now(), actor=account.username, target=_target(handoff_id))
             return row, handoff.conversation_id, _messages(session, handoff_id, private_key)
 
     row, conversation_id, messages = await run_in_threadpool(read)
@@ -200,7 +197,7 @@ async def _page(
         await run_in_threadpool(
             auth.audit, console.engine, "forbidden", console.now(), actor=account.username, target=request.url.path
         )
-        return console.error(request, 403, label("forbidden_title"), label("forbidden"))
+        return console.error(request, 403, label("handoff", "forbidden_title"), label("handoff", "forbidden"))
     relay = _relay(console)
     earlier = await relay.history(conversation_id) if relay is not None and row.state != "closed" else []
     return console.render(
@@ -225,7 +222,7 @@ async def _page(
 @auth.requires("agent")
 async def handoff_page(request: Request, account: StaffAccount) -> Response:
     done = request.query_params.get("hecho", "")
-    message = label(f"done_{done}") if done in ("taken", "sent", "returned") else None
+    message = label("handoff", f"done_{done}") if done in ("taken", "sent", "returned") else None
     return await _page(request, account, _handoff_id(request), message=message)
 
 
@@ -286,11 +283,11 @@ async def _tell(console: Console, handoff_id: int, relay: Relay, text: str) -> s
     """Send one text to the person; None when sent, else the reason for staff."""
     address = await run_in_threadpool(_address, console, handoff_id)
     if address is None:
-        return label("no_address")
+        return label("handoff", "no_address")
     try:
         await relay.send_to(address[0], address[1], [Reply(text)])
     except SendError as error:
-        return label("send_failed", code=error.code)
+        return label("handoff", "send_failed").format(code=error.code)
     return None
 
 
@@ -304,7 +301,7 @@ async def take_submit(request: Request, account: StaffAccount) -> Response:
     handoff_id = _handoff_id(request)
     relay = _relay(console)
     if relay is None:
-        return _unavailable(request, label("no_gateway"))
+        return _unavailable(request, label("handoff", "no_gateway"))
     override = auth.has_role(account.role, "supervisor") and request.state.form.get("override") == "1"
 
     def current() -> tuple[str, str, int | None] | None:
@@ -319,22 +316,22 @@ async def take_submit(request: Request, account: StaffAccount) -> Response:
         return _not_found(request)
     conversation_id, state, holder = found
     if state == "live" and holder != account.id and not override:
-        return await _page(request, account, handoff_id, 409, error=label("taken_by_other"))
+        return await _page(request, account, handoff_id, 409, error=label("handoff", "taken_by_other"))
     try:
         await relay.pause(conversation_id)
     except Exception:
-        return _unavailable(request, label("rasa_unavailable"))
+        return _unavailable(request, label("handoff", "rasa_unavailable"))
 
     def take() -> None:
         with transaction(console.engine) as session:
             handoffs.take(session, handoff_id, account.id, console.now(), override=override)
-            detail = "tomada a otra persona" if override and holder not in (None, account.id) else None
+            detail = label("audit_log", "handoff_override") if override and holder not in (None, account.id) else None
             auth.record(
                 session,
                 "handoff_taken",
                 console.now(),
                 actor=account.username,
-                target=f"conversación {handoff_id}",
+                target=_target(handoff_id),
                 detail=detail,
             )
 
@@ -343,7 +340,7 @@ async def take_submit(request: Request, account: StaffAccount) -> Response:
     except handoffs.HandoffNotFound:
         return _not_found(request)
     except handoffs.HandoffTaken:
-        return await _page(request, account, handoff_id, 409, error=label("taken_by_other"))
+        return await _page(request, account, handoff_id, 409, error=label("handoff", "taken_by_other"))
     if state == "waiting":
         problem = await _tell(console, handoff_id, relay, label_for_person("handoff_started"))
         if problem:
@@ -379,8 +376,8 @@ async def _refuse(request: Request, account: StaffAccount, handoff_id: int, why:
         await run_in_threadpool(
             auth.audit, console.engine, "forbidden", console.now(), actor=account.username, target=request.url.path
         )
-        return console.error(request, 403, label("forbidden_title"), label("not_holder"))
-    return await _page(request, account, handoff_id, 409, draft=draft, error=label("take_first"))
+        return console.error(request, 403, label("handoff", "forbidden_title"), label("handoff", "not_holder"))
+    return await _page(request, account, handoff_id, 409, draft=draft, error=label("handoff", "take_first"))
 
 
 @auth.requires("agent")
@@ -394,13 +391,13 @@ async def send_submit(request: Request, account: StaffAccount) -> Response:
     if why:
         return await _refuse(request, account, handoff_id, why, text)
     if not text.strip():
-        return await _page(request, account, handoff_id, 400, error=label("empty"))
+        return await _page(request, account, handoff_id, 400, error=label("handoff", "empty"))
     if len(text) > handoffs.MAX_MESSAGE_CHARS:
-        error = label("too_long", n=len(text), limit=handoffs.MAX_MESSAGE_CHARS)
+        error = label("handoff", "too_long").format(n=len(text), limit=handoffs.MAX_MESSAGE_CHARS)
         return await _page(request, account, handoff_id, 400, draft=text, error=error)
     relay = _relay(console)
     if relay is None:
-        return _unavailable(request, label("no_gateway"))
+        return _unavailable(request, label("handoff", "no_gateway"))
     problem = await _tell(console, handoff_id, relay, text.strip())
     if problem:
         return await _page(request, account, handoff_id, 502, draft=text, error=problem)
@@ -409,9 +406,7 @@ async def send_submit(request: Request, account: StaffAccount) -> Response:
         with transaction(console.engine) as session:
             keys = console.report_keys()[0]
             handoffs.record_outbound(session, handoff_id, account.id, text.strip(), keys, console.now())
-            auth.record(
-                session, "handoff_message", console.now(), actor=account.username, target=f"conversación {handoff_id}"
-            )
+            auth.record(session, "handoff_message", console.now(), actor=account.username, target=_target(handoff_id))
 
     await run_in_threadpool(keep)
     return _back(request, handoff_id, "sent")
@@ -426,7 +421,7 @@ async def return_submit(request: Request, account: StaffAccount) -> Response:
         return await _refuse(request, account, handoff_id, why)
     relay = _relay(console)
     if relay is None:
-        return _unavailable(request, label("no_gateway"))
+        return _unavailable(request, label("handoff", "no_gateway"))
 
     def conversation() -> str:
         with transaction(console.engine) as session:
@@ -436,7 +431,7 @@ async def return_submit(request: Request, account: StaffAccount) -> Response:
     try:
         await relay.resume(await run_in_threadpool(conversation))
     except Exception:
-        return _unavailable(request, label("rasa_unavailable"))
+        return _unavailable(request, label("handoff", "rasa_unavailable"))
     problem = await _tell(console, handoff_id, relay, label_for_person("handoff_ended"))
 
     def close() -> None:
@@ -447,8 +442,8 @@ async def return_submit(request: Request, account: StaffAccount) -> Response:
                 "handoff_returned",
                 console.now(),
                 actor=account.username,
-                target=f"conversación {handoff_id}",
-                detail="sin aviso a la persona" if problem else None,
+                target=_target(handoff_id),
+                detail=label("audit_log", "handoff_untold") if problem else None,
             )
 
     try:

@@ -23,6 +23,7 @@ from hotline.sms import to_gsm7
 from reports.db import make_engine, transaction
 from reports.models import AuditEntry, Handoff, HandoffMessage, Report, StaffAccount, utcnow
 from scripts.stack import Stack
+from tests.anonymity import scan
 from tests.conftest import channel_credentials
 from tests.fake_telegram import FakeTelegram
 from tests.fake_twilio import FakeTwilio
@@ -156,6 +157,9 @@ def test_a_person_asks_for_a_human_is_taken_over_and_handed_back(
         assert closed.reply_sealed is None  # the address is not kept after the hand-off
         bodies = [m.sealed_body for m in session.scalars(select(HandoffMessage))]
         assert bodies and all(b"encerrada" not in b and b"salvo" not in b for b in bodies)  # sealed
+    # Nobody past the gateway saw the number, and the hand-off's words are not in clear anywhere
+    # (the tracker store and the hand-off messages are encrypted, logs carry no text).
+    assert scan(stack, [phone, phone.lstrip("+"), phone[-8:], "me tienen encerrada", "salvo ahora"]) == []
     assert [a for a in audited(engine, "lucia") if a.startswith("handoff")] == [
         "handoff_viewed",
         "handoff_taken",
