@@ -279,3 +279,15 @@ def test_contact_back_reaches_a_consenting_tipster_through_their_channel(
     assert sent_to(fake_twilio, phone)[-1] == "Recibimos tu mensaje. Gracias."
     assert "tipster_contacted" in audited(engine, "tomas")
     assert staff.post(f"/casos/{report_id}/contactar", contact_text="").status_code == 400
+
+
+def test_a_long_hand_off_is_never_answered_by_the_bot(client: httpx.Client, stack: Stack) -> None:
+    """While paused, the person's messages pile up in Rasa's tracker (a paused conversation is
+    never at rest, so the store does not cut it); the bot answers none of them."""
+    sender = "long-" + new_phone().lstrip("+")
+    assert client.post(stack.webhook, json={"sender": sender, "message": "hola"}).json()
+    paused = client.post(f"{stack.rasa_url}/conversations/{sender}/tracker/events", json=[{"event": "pause"}])
+    assert paused.status_code == 200
+    answers = [client.post(stack.webhook, json={"sender": sender, "message": f"mensaje {n}"}) for n in range(110)]
+    assert all(a.status_code == 200 and a.json() == [] for a in answers)
+    assert tracker(client, stack, sender)["paused"] is True
