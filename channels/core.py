@@ -10,7 +10,8 @@ back. Addresses and texts never reach a log line.
 
 Live hand-off: while a staff member holds a conversation (console/handoff.py), Rasa is
 paused with its own `pause` event; the person's messages still go to Rasa (which keeps them
-and answers nothing) and are kept sealed for the staff member; staff messages go out
+and answers nothing) and are kept sealed for the staff member; one the danger lexicon reads
+as an emergency still gets the emergency numbers at once; staff messages go out
 through the channel's API. A held conversation whose person stays silent is handed back.
 """
 
@@ -182,9 +183,11 @@ class Gateway:
                 return replies
         if inbound.erase_request:
             return replies + await self.erase(inbound, pseudonym)
-        held = await asyncio.to_thread(self._handoff_inbound, pseudonym, inbound.text)
-        if held.live:
-            return replies + await self.tell_paused_rasa(pseudonym, inbound)
+        danger = self.danger.is_danger(inbound.text)
+        held = await asyncio.to_thread(self._handoff_inbound, pseudonym, inbound.text, danger)
+        if held.live:  # an emergency is answered first in every state, a hand-off too
+            first = [Reply(emergency_page())] if danger else []
+            return replies + first + await self.tell_paused_rasa(pseudonym, inbound)
         if held.notice:
             replies.append(Reply(gateway_text("handoff_ended_idle")))
         try:
@@ -369,9 +372,8 @@ class Gateway:
             logger.warning("rasa answered a conversation a staff member holds sender=%s", pseudonym)
         return replies
 
-    def _handoff_inbound(self, pseudonym: str, text: str) -> handoffs.InboundResult:
+    def _handoff_inbound(self, pseudonym: str, text: str, danger: bool) -> handoffs.InboundResult:
         with transaction(self.engine) as session:
-            danger = self.danger.is_danger(text) if text.strip() else False
             return handoffs.record_inbound(session, pseudonym, text, danger, self.keys, utcnow())
 
     def _forget_handoffs(self, pseudonym: str) -> bool:

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from channels.config import load_gateway_settings
-from channels.core import build_gateway, gateway_text
+from channels.core import build_gateway, emergency_page, gateway_text
 from console import auth, keys
 from hotline.sms import to_gsm7
 from reports.db import make_engine, transaction
@@ -132,8 +132,10 @@ def test_a_person_asks_for_a_human_is_taken_over_and_handed_back(
     assert tracker(client, stack, conversation)["paused"] is True
     assert sent_to(fake_twilio, phone) == [to_gsm7(gateway_text("handoff_started"))]  # the person is told
 
-    silent = twiml_messages(twilio_post(client, stack, "sms", sms_form(phone, "me tienen encerrada, ayuda")))
+    silent = twiml_messages(twilio_post(client, stack, "sms", sms_form(phone, "ya no tengo saldo casi")))
     assert silent == []  # the bot is paused: only the staff member answers now
+    alarm = twiml_messages(twilio_post(client, stack, "sms", sms_form(phone, "me tienen encerrada, ayuda")))
+    assert alarm == [to_gsm7(emergency_page())]  # but an emergency still gets the numbers at once
     fragment = staff.http.get(f"/conversaciones/{handoff.id}/mensajes")
     assert fragment.status_code == 200
     assert "me tienen encerrada, ayuda" in fragment.text and "posible emergencia" in fragment.text

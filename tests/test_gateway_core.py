@@ -9,6 +9,7 @@ import dataclasses
 import json
 import socket
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -20,6 +21,7 @@ from channels.base import InboundMessage, Media
 from channels.config import GatewaySettings
 from channels.core import FloodGuard, Gateway, emergency_page, gateway_text, replies_from_rasa, safe_text
 from hotline.content import load_facts
+from reports.db import transaction
 from reports.keys import load_gateway_key, load_keys
 from tests.db_fixtures import settings_for
 
@@ -166,3 +168,77 @@ def test_a_rasa_that_takes_the_message_but_hangs_is_not_sent_it_twice(gateway: G
         slow = Gateway(settings, gateway.engine, gateway.keys, gateway.gateway_key, gateway.http, {})
         assert handle(slow, sms("que es la trata", "SM-slow")) == [gateway_text("assistant_slow"), emergency_page()]
     assert pending_count(engine) == 0
+
+
+# -- live hand-off ------------------------------------------------------------------------
+
+
+def hold(gateway: Gateway, engine: Engine, address: str = PHONE) -> int:
+    """A live hand-off for this sender, taken by a staff member (as the console does)."""
+    from reports import handoffs
+    from reports.models import StaffAccount, utcnow
+
+    with transaction(engine) as session:
+        staff = StaffAccount(username=f"s{address[-4:]}", password_hash="x", role="agent", created_at=utcnow())
+        session.add(staff)
+        session.flush()
+        handoff = handoffs.request_handoff(session, gateway.pseudonym("sms", address), "sms", "asked", None, utcnow())
+        handoffs.take(session, handoff.id, staff.id, utcnow())
+        return handoff.id
+
+
+def test_in_a_live_hand_off_rasa_down_changes_nothing_for_the_person(gateway: Gateway, engine: Engine) -> None:
+    from reports.crypto import unseal_text
+    from reports.keys import load_private_key
+    from reports.models import HandoffMessage
+
+    hold(gateway, engine)
+    assert handle(gateway, sms("ya llegue a la terminal", "h0")) == []  # no "technical problem" answer
+    assert handle(gateway, sms("me estan pegando, auxilio", "h1")) == [emergency_page()]  # first, in any state
+    assert pending_count(engine) == 0  # the staff member has it: nothing kept for the assistant
+    with transaction(engine) as session:
+        kept = session.scalars(select(HandoffMessage)).all()
+        assert [m.danger for m in kept] == [False, True]
+        private = load_private_key(settings_for(gateway.settings.database_url, gateway.settings.keys_dir))
+        assert unseal_text(private, kept[1].sealed_body) == "me estan pegando, auxilio"
+
+
+def test_pause_resume_and_the_idle_sweep_with_rasa_down(gateway: Gateway, engine: Engine) -> None:
+    from channels.core import RasaUnavailable
+    from reports.models import Handoff, utcnow
+
+    handoff_id = hold(gateway, engine)
+    with pytest.raises(RasaUnavailable):
+        asyncio.run(gateway.pause(gateway.pseudonym("sms", PHONE)))
+    with transaction(engine) as session:
+        handoff = session.get(Handoff, handoff_id)
+        assert handoff is not None
+        handoff.last_inbound_at = utcnow() - timedelta(hours=2)
+    assert asyncio.run(gateway.sweep_handoffs()) == 0  # Rasa cannot resume: the hand-off stays live
+    with transaction(engine) as session:
+        assert session.get(Handoff, handoff_id).state == "live"  # type: ignore[union-attr]
+
+
+def test_send_to_goes_through_the_channel_and_never_to_an_opted_out_person(gateway: Gateway) -> None:
+    from channels.base import ConfigError, ContactStopped, Reply
+    from channels.simulator import SimulatorChannel
+
+    simulator = SimulatorChannel()
+    with_simulator = dataclasses.replace(gateway, adapters={"simulator": simulator})
+    asyncio.run(with_simulator.send_to("simulator", "sms:+50255501111", [Reply("Hola, soy del equipo")]))
+    assert [r.text for r in simulator.take_outbox("sms:+50255501111")] == ["Hola, soy del equipo"]
+    assert simulator.take_outbox("sms:+50255501111") == []  # taken once
+    asyncio.run(with_simulator._set_opt_out(with_simulator.pseudonym("simulator", "sms:+50255502222"), True))
+    with pytest.raises(ContactStopped):
+        asyncio.run(with_simulator.send_to("simulator", "sms:+50255502222", [Reply("hola")]))
+    assert simulator.take_outbox("sms:+50255502222") == []
+    with pytest.raises(ConfigError):
+        asyncio.run(with_simulator.send_to("fax", "123", [Reply("hola")]))
+
+
+def test_what_the_gateway_says_fits_two_sms() -> None:
+    from channels.core import gateway_content
+    from hotline.sms import sms_segments, to_gsm7
+
+    for key, text in gateway_content()["texts"].items():
+        assert sms_segments(to_gsm7(str(text))) <= 2, key
