@@ -20,7 +20,7 @@ RASA_DOMAIN := build/domain
 CONTENT_FILES := $(shell find content -name '*.yml') domain.yml $(wildcard hotline/*.py)
 TRAIN_INPUTS := $(shell find nlu_data bot -name '*.yml') config.yml $(CONTENT_FILES) $(wildcard rasa_plugins/*.py)
 
-.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit confirmations bench bench-nlu bench-latency bench-reports bench-gateway telegram-webhook console-admin clean postgres keys purge
+.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit confirmations bench bench-nlu bench-latency bench-reports bench-gateway telegram-webhook console-admin clean postgres keys purge chromium
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ confirmations: $(APP_VENV)/.installed ## Write staff fact confirmations from the
 	$(PY) -m console.facts_audit export --out content/confirmations.yml
 	$(PY) -m hotline.build --check
 
+chromium: ## Install Debian's chromium for the browser tests when missing (apt)
+	scripts/ensure-chromium.sh
+
 postgres: ## Start the local PostgreSQL if nothing answers on 127.0.0.1:5432 (the tests need it)
 	scripts/ensure-postgres.sh
 
@@ -99,7 +102,7 @@ rasa-validate: setup build/.content ## rasa data validate
 rasa-test: setup $(MODEL) postgres ## Rasa test stories (every flow) against the trained model
 	$(APP_VENV)/bin/pytest -m rasa $(PYTEST_ARGS)
 
-test: setup build/.content $(MODEL) lint postgres ## Everything: lint, types, unit, rasa validate, story tests, end-to-end
+test: setup build/.content $(MODEL) lint postgres chromium ## Everything: lint, types, unit, rasa validate, story tests, end-to-end
 	$(APP_VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench-nlu: setup build/.content ## Held-out NLU: our pipeline vs Rasa's default, side by side
