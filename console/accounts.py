@@ -1,11 +1,18 @@
-"""Staff accounts from the command line (the first admin is made here):
+"""Staff accounts from the command line (the first admin is made here, and an admin who is
+locked out gets back in here):
 
     python -m console.accounts create --username ana --role admin [--password-stdin] [--totp]
     python -m console.accounts list
     python -m console.accounts disable --username ana
+    python -m console.accounts enable --username ana         (also lifts a login lock)
+    python -m console.accounts reset-totp --username ana     (the next login enrols a new one)
+    python -m console.accounts set-password --username ana   (asks it twice; reads one line
+                                                              from stdin when it is not a tty)
 
 The database is HOTLINE_DATABASE_URL (migrated: `python -m reports.db upgrade`). `--totp`
 enrols the second factor now and prints its otpauth URI; otherwise it is enrolled at first login.
+Every change is audited with the actor "cli"; reset-totp and set-password end the account's
+sessions. Exit status: 0 done, 1 no such account, 2 input refused (nothing changed).
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine, select
 
@@ -23,6 +30,7 @@ from console.labels import label, label_map
 from reports.db import make_engine, transaction
 from reports.models import ROLES, StaffAccount, utcnow
 
+ACTOR = "cli"
 TEXT = label_map(
     "accounts",
     "cli",
@@ -34,18 +42,27 @@ TEXT = label_map(
         "totp_uri",
         "unknown",
         "disabled",
+        "enabled",
+        "totp_reset",
+        "password_set",
         "active",
         "inactive",
         "totp",
         "no_totp",
     ),
 )
-HELP = label_map("accounts", "cli", "help", keys=("create", "password_stdin", "totp", "list", "disable"))
+HELP = label_map(
+    "accounts",
+    "cli",
+    "help",
+    keys=("create", "password_stdin", "totp", "list", "disable", "enable", "reset_totp", "set_password"),
+)
 PASSWORDS_DIFFER = label("auth", "invalid", "passwords_differ")
 
 
 def _read_password(from_stdin: bool) -> str:
-    if from_stdin:
+    """One line of stdin when asked to or when stdin is not a terminal; else asked twice."""
+    if from_stdin or not sys.stdin.isatty():
         return sys.stdin.readline().rstrip("\r\n")
     first = getpass.getpass(TEXT["password_prompt"])
     if first != getpass.getpass(TEXT["repeat_prompt"]):
@@ -55,7 +72,7 @@ def _read_password(from_stdin: bool) -> str:
 
 def _create(engine: Engine, args: argparse.Namespace, console_key: bytes) -> int:
     password = _read_password(args.password_stdin)
-    account = auth.create_account(engine, args.username, args.role, password, utcnow(), created_by="command line")
+    account = auth.create_account(engine, args.username, args.role, password, utcnow(), created_by=ACTOR)
     print(TEXT["created"].format(username=account.username, role=args.role))
     if args.totp:
         secret = auth.start_enrolment(engine, account.id, console_key)
@@ -73,14 +90,15 @@ def _list(engine: Engine) -> int:
     return 0
 
 
-def _disable(engine: Engine, username: str) -> int:
+def _on_account(engine: Engine, username: str, done: str, work: Callable[[int], object]) -> int:
+    """Runs `work(account id)` for `username` and prints `done`; 1 when there is no such account."""
     with transaction(engine) as session:
         account_id = session.scalar(select(StaffAccount.id).where(StaffAccount.username == username))
     if account_id is None:
         print(TEXT["unknown"].format(username=username), file=sys.stderr)
         return 1
-    auth.set_disabled(engine, account_id, True, utcnow(), actor="command line")
-    print(TEXT["disabled"].format(username=username))
+    work(account_id)
+    print(TEXT[done].format(username=username))
     return 0
 
 
@@ -93,8 +111,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     create.add_argument("--password-stdin", action="store_true", help=HELP["password_stdin"])
     create.add_argument("--totp", action="store_true", help=HELP["totp"])
     commands.add_parser("list", help=HELP["list"])
-    disable = commands.add_parser("disable", help=HELP["disable"])
-    disable.add_argument("--username", required=True)
+    for command, key in (
+        ("disable", "disable"),
+        ("enable", "enable"),
+        ("reset-totp", "reset_totp"),
+        ("set-password", "set_password"),
+    ):
+        commands.add_parser(command, help=HELP[key]).add_argument("--username", required=True)
     args = parser.parse_args(argv)
 
     settings = load_console_settings()
@@ -105,7 +128,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _create(engine, args, keys.load_console_key(settings.keys_dir, env))
         if args.command == "list":
             return _list(engine)
-        return _disable(engine, args.username)
+        if args.command == "set-password":
+            password = _read_password(False)
+            auth.validate_password(password)  # before looking the account up: nothing changes
+
+            def set_password(account_id: int) -> object:
+                return auth.set_password(engine, account_id, password, utcnow(), ACTOR)
+
+            return _on_account(engine, args.username, "password_set", set_password)
+        work: dict[str, tuple[str, Callable[[int], object]]] = {
+            "disable": ("disabled", lambda account_id: auth.set_disabled(engine, account_id, True, utcnow(), ACTOR)),
+            "enable": ("enabled", lambda account_id: auth.set_disabled(engine, account_id, False, utcnow(), ACTOR)),
+            "reset-totp": ("totp_reset", lambda account_id: auth.reset_totp(engine, account_id, utcnow(), ACTOR)),
+        }
+        done, action = work[args.command]
+        return _on_account(engine, args.username, done, action)
     except auth.AccountError as error:
         print(error, file=sys.stderr)
         return 2

@@ -55,7 +55,21 @@ ERRORS = {
     for name in ("bad_request", "forbidden", "not_found", "method", "other", "internal", "csrf", "body")
 }
 PAGE_ERRORS = {400: ERRORS["bad_request"], 404: ERRORS["not_found"], 405: ERRORS["method"]}
-ACCOUNT_LABELS = {key: label("accounts", key) for key in ("created", "disabled", "own_disable", "not_found")}
+ACCOUNT_LABELS = label_map(
+    "accounts",
+    keys=(
+        "created",
+        "disabled",
+        "own_disable",
+        "not_found",
+        "enabled",
+        "totp_reset",
+        "password_set",
+        "own_totp",
+        "own_password",
+    ),
+)
+PASSWORD_CHANGED = label("my_account", "changed")
 SECURITY_HEADERS = [
     (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
     (b"x-frame-options", b"DENY"),
@@ -369,7 +383,18 @@ async def _accounts_page(request: Request, account: StaffAccount, status: int = 
     console = console_of(request)
     context.setdefault("form", {"username": "", "role": "agent"})
     accounts = await run_in_threadpool(_accounts, console)
-    return console.render(request, "accounts.html", status, account=account, accounts=accounts, roles=ROLES, **context)
+    return console.render(
+        request,
+        "accounts.html",
+        status,
+        account=account,
+        accounts=accounts,
+        roles=ROLES,
+        now=console.now(),
+        password_min=auth.PASSWORD_MIN,
+        password_max=auth.PASSWORD_MAX,
+        **context,
+    )
 
 
 @auth.requires("admin")
@@ -414,6 +439,101 @@ async def accounts_disable(request: Request, account: StaffAccount) -> Response:
     return await _accounts_page(request, account, 200, message=message)
 
 
+async def _account_action(
+    request: Request, account: StaffAccount, work: Callable[[int], StaffAccount], done: str, not_self: str | None
+) -> Response:
+    """Runs `work(account id)` for the account of the path and shows the accounts page with
+    `done`; `not_self` is the refusal when the id is the admin's own."""
+    console = console_of(request)
+    account_id = int(request.path_params["account_id"])
+    if not_self is not None and account_id == account.id:
+        return await _accounts_page(request, account, 400, error=ACCOUNT_LABELS[not_self])
+    try:
+        target = await run_in_threadpool(work, account_id)
+    except LookupError:
+        return console.error(request, 404, ERRORS["not_found"][0], ACCOUNT_LABELS["not_found"])
+    except auth.AccountError as error:
+        return await _accounts_page(request, account, 400, error=str(error))
+    return await _accounts_page(request, account, 200, message=ACCOUNT_LABELS[done].format(username=target.username))
+
+
+@auth.requires("admin")
+async def accounts_enable(request: Request, account: StaffAccount) -> Response:
+    console = console_of(request)
+
+    def work(account_id: int) -> StaffAccount:
+        return auth.set_disabled(console.engine, account_id, False, console.now(), account.username)
+
+    return await _account_action(request, account, work, "enabled", None)
+
+
+@auth.requires("admin")
+async def accounts_reset_totp(request: Request, account: StaffAccount) -> Response:
+    console = console_of(request)
+
+    def work(account_id: int) -> StaffAccount:
+        return auth.reset_totp(console.engine, account_id, console.now(), account.username)
+
+    return await _account_action(request, account, work, "totp_reset", "own_totp")
+
+
+@auth.requires("admin")
+async def accounts_set_password(request: Request, account: StaffAccount) -> Response:
+    console = console_of(request)
+    form: FormData = request.state.form
+    password = text_field(form, "password", auth.PASSWORD_MAX + 1)
+    repeated = text_field(form, "password2", auth.PASSWORD_MAX + 1)
+
+    def work(account_id: int) -> StaffAccount:
+        if not hmac.compare_digest(password.encode(), repeated.encode()):
+            raise auth.AccountError(auth.INVALID["passwords_differ"])
+        return auth.set_password(console.engine, account_id, password, console.now(), account.username)
+
+    return await _account_action(request, account, work, "password_set", "own_password")
+
+
+async def _own_account_page(request: Request, account: StaffAccount, status: int = 200, **context: Any) -> Response:
+    return console_of(request).render(
+        request,
+        "my_account.html",
+        status,
+        account=account,
+        password_min=auth.PASSWORD_MIN,
+        password_max=auth.PASSWORD_MAX,
+        **context,
+    )
+
+
+@auth.requires("agent")
+async def own_account_page(request: Request, account: StaffAccount) -> Response:
+    message = PASSWORD_CHANGED if request.query_params.get("hecho") == "1" else None
+    return await _own_account_page(request, account, message=message)
+
+
+@auth.requires("agent")
+async def own_password_submit(request: Request, account: StaffAccount) -> Response:
+    console = console_of(request)
+    form: FormData = request.state.form
+    current = text_field(form, "current", auth.PASSWORD_MAX + 1)
+    new = text_field(form, "password", auth.PASSWORD_MAX + 1)
+    repeated = text_field(form, "password2", auth.PASSWORD_MAX + 1)
+    if not hmac.compare_digest(new.encode(), repeated.encode()):
+        return await _own_account_page(request, account, 400, error=auth.INVALID["passwords_differ"])
+    try:
+        epoch = await run_in_threadpool(
+            auth.change_own_password, console.engine, account.id, current, new, console.now()
+        )
+    except auth.WrongPassword as error:
+        return await _own_account_page(request, account, 401, error=str(error))
+    except auth.AccountError as error:
+        return await _own_account_page(request, account, 400, error=str(error))
+    except LookupError:
+        request.session.clear()
+        return console.to_login(request)
+    console.start_session(request, account.id, epoch)  # this browser stays signed in, the others do not
+    return RedirectResponse(f"{base_path(request)}/cuenta?hecho=1", status_code=303)
+
+
 async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -453,6 +573,11 @@ def create_console_app(
             Route("/admin/accounts", accounts_page, methods=["GET"]),
             Route("/admin/accounts", accounts_create, methods=["POST"]),
             Route("/admin/accounts/{account_id:int}/disable", accounts_disable, methods=["POST"]),
+            Route("/admin/accounts/{account_id:int}/enable", accounts_enable, methods=["POST"]),
+            Route("/admin/accounts/{account_id:int}/totp-reset", accounts_reset_totp, methods=["POST"]),
+            Route("/admin/accounts/{account_id:int}/password", accounts_set_password, methods=["POST"]),
+            Route("/cuenta", own_account_page, methods=["GET"]),
+            Route("/cuenta", own_password_submit, methods=["POST"]),
             *cases.case_routes(),
             *contact.routes(),
             *handoff.routes(),

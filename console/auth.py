@@ -45,8 +45,11 @@ INVALID = {
 AUDIT_TARGETS = label_map("audit_log", "targets", keys=("account", "report", "fact"))
 LOGIN_DETAILS = label_map("audit_log", "login", keys=("development", "totp", "enrolment"))
 FAILURES = label_map(
-    "audit_log", "failures", keys=("unknown_user", "disabled", "locked", "wrong_password", "wrong_code", "locked_for")
+    "audit_log",
+    "failures",
+    keys=("unknown_user", "disabled", "locked", "wrong_password", "wrong_code", "wrong_current", "locked_for"),
 )
+OWN_PASSWORD = label_map("my_account", keys=("wrong_current", "locked", "same"))
 AUDIT_DETAILS = {key: label("audit_log", key) for key in ("role", "assigned", "fact_confirmed", "export_rows")}
 
 HASHER = PasswordHasher(type=Type.ID)
@@ -55,6 +58,10 @@ _DUMMY_HASH: list[str] = []  # made once: unknown users cost the same Argon2 wor
 
 class AccountError(ValueError):
     """Input that cannot make an account; the message is Spanish (content/console.yml), for staff."""
+
+
+class WrongPassword(AccountError):
+    """The current password given to change it is wrong, or the account is locked."""
 
 
 def hash_password(password: str) -> str:
@@ -161,15 +168,87 @@ def create_account(
 
 
 def set_disabled(engine: Engine, account_id: int, disabled: bool, now: datetime, actor: str | None) -> StaffAccount:
-    """Disable (or enable) an account; raises LookupError for an unknown id."""
+    """Disable an account, ending its sessions (so enabling it again does not bring them
+    back), or enable it, lifting a login lock too; raises LookupError for an unknown id."""
     with transaction(engine) as session:
         account = session.get(StaffAccount, account_id)
         if account is None:
             raise LookupError(account_id)
         account.disabled = disabled
+        if disabled:
+            account.session_epoch += 1
+        else:
+            account.failed_logins = 0
+            account.locked_until = None
         action = "account_disabled" if disabled else "account_enabled"
         record(session, action, now, actor=actor, target=account.username)
     return account
+
+
+def reset_totp(engine: Engine, account_id: int, now: datetime, actor: str | None) -> StaffAccount:
+    """Forgets the account's second factor (its next login enrols a new one) and ends its
+    sessions; raises LookupError for an unknown id."""
+    with transaction(engine) as session:
+        account = session.get(StaffAccount, account_id)
+        if account is None:
+            raise LookupError(account_id)
+        account.totp_secret_sealed = None
+        account.totp_confirmed = False
+        account.totp_last_counter = None
+        account.session_epoch += 1
+        record(session, "totp_reset", now, actor=actor, target=account.username)
+    return account
+
+
+def set_password(engine: Engine, account_id: int, password: str, now: datetime, actor: str | None) -> StaffAccount:
+    """An administrator's new password for an account (validated): ends its sessions and lifts
+    a login lock; raises AccountError for a password out of the rules, LookupError for an
+    unknown id."""
+    validate_password(password)
+    password_hash = hash_password(password)
+    with transaction(engine) as session:
+        account = session.get(StaffAccount, account_id)
+        if account is None:
+            raise LookupError(account_id)
+        account.password_hash = password_hash
+        account.session_epoch += 1
+        account.failed_logins = 0
+        account.locked_until = None
+        record(session, "password_reset", now, actor=actor, target=account.username)
+    return account
+
+
+def change_own_password(engine: Engine, account_id: int, current: str, new: str, now: datetime) -> int:
+    """The signed-in person's new password, given the current one. A wrong current password
+    counts towards the login lock (and is audited); while locked nothing is checked. Ends the
+    account's other sessions: returns the new session epoch for the one that asked. Raises
+    WrongPassword, AccountError (the new password), LookupError (no such usable account)."""
+    validate_password(new)
+    with transaction(engine) as session:
+        account = session.get(StaffAccount, account_id)
+        if account is None or account.disabled:
+            raise LookupError(account_id)
+        username, stored = account.username, account.password_hash
+        locked = account.locked_until is not None and account.locked_until > now
+    if locked:
+        audit(engine, "password_change_failed", now, actor=username, detail=FAILURES["locked"])
+        raise WrongPassword(OWN_PASSWORD["locked"])
+    if not verify_password(stored, current[:PASSWORD_MAX]):
+        _register_failure(engine, account_id, now, username, FAILURES["wrong_current"], "password_change_failed")
+        raise WrongPassword(OWN_PASSWORD["wrong_current"])
+    if verify_password(stored, new):
+        raise AccountError(OWN_PASSWORD["same"])
+    password_hash = hash_password(new)
+    with transaction(engine) as session:
+        account = session.get(StaffAccount, account_id)
+        if account is None or account.password_hash != stored:  # changed meanwhile
+            raise WrongPassword(OWN_PASSWORD["wrong_current"])
+        account.password_hash = password_hash
+        account.session_epoch += 1
+        account.failed_logins = 0
+        account.locked_until = None
+        record(session, "password_changed", now, actor=username, target=username)
+        return account.session_epoch
 
 
 # -- login ---------------------------------------------------------------------------------
@@ -183,7 +262,9 @@ def lock_duration(failures: int) -> timedelta | None:
     return min(FIRST_LOCK * (1 << steps), LONGEST_LOCK)
 
 
-def _register_failure(engine: Engine, account_id: int, now: datetime, username: str, reason: str) -> None:
+def _register_failure(
+    engine: Engine, account_id: int, now: datetime, username: str, reason: str, action: str = "login_failed"
+) -> None:
     with transaction(engine) as session:
         account = session.get(StaffAccount, account_id)
         if account is not None:
@@ -192,7 +273,7 @@ def _register_failure(engine: Engine, account_id: int, now: datetime, username: 
             if lock is not None:
                 account.locked_until = now + lock
                 reason += FAILURES["locked_for"].format(seconds=int(lock.total_seconds()))
-        record(session, "login_failed", now, actor=username, detail=reason)
+        record(session, action, now, actor=username, detail=reason)
 
 
 @dataclass(frozen=True)
