@@ -89,7 +89,7 @@ def _fields(alert: Alert, settings: Settings) -> dict[str, str]:
         "priority": priority_label(alert.priority),
         "country": country,
         "reasons": ", ".join(reason_labels(alert.reasons)) or templates["no_reasons"],
-        "link": f"{settings.console_url}/casos/{alert.report_id}",
+        "link": f"{settings.console_url}/reports/{alert.report_id}",
     }
 
 
