@@ -42,6 +42,11 @@ class Settings:
     sender_key: str | None = field(default=None, repr=False)
     tracker_key: str | None = field(default=None, repr=False)
     gateway_key: str | None = field(default=None, repr=False)
+    # Secrets of the internal hops (one per hop: a process holds only those of its own hops).
+    edge_key: str | None = field(default=None, repr=False)
+    relay_key: str | None = field(default=None, repr=False)
+    rasa_token: str | None = field(default=None, repr=False)
+    actions_token: str | None = field(default=None, repr=False)
 
     @property
     def email_configured(self) -> bool:
@@ -108,4 +113,8 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         sender_key=_text(env, "HOTLINE_SENDER_KEY"),
         tracker_key=_text(env, "HOTLINE_TRACKER_KEY"),
         gateway_key=_text(env, "HOTLINE_GATEWAY_KEY"),
+        edge_key=_text(env, "HOTLINE_EDGE_KEY"),
+        relay_key=_text(env, "HOTLINE_RELAY_KEY"),
+        rasa_token=_text(env, "HOTLINE_RASA_TOKEN"),
+        actions_token=_text(env, "HOTLINE_ACTIONS_TOKEN"),
     )

@@ -13,6 +13,7 @@ case code would stop working.
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,11 @@ SALT_FILE = "code.salt"
 SENDER_FILE = "sender.key"
 TRACKER_FILE = "tracker.key"
 GATEWAY_FILE = "gateway.key"  # the channel gateway's: sender pseudonyms (HMAC) and its pending-message box
+# One secret per internal hop, so each process holds only those of the hops it is part of.
+EDGE_FILE = "edge.key"  # gateway -> action server: proof that a message's reply_to and channel came from the edge
+RELAY_FILE = "relay.key"  # console -> gateway: the internal relay (staff messages, pause/resume, history)
+RASA_TOKEN_FILE = "rasa.token"  # gateway -> Rasa: HTTP API token and the message webhook's secret
+ACTIONS_TOKEN_FILE = "actions.token"  # Rasa -> action server
 CODE_SALT_BYTES = 16
 NEW_SUFFIX = ".new"  # a rotation's key pair before the database is re-sealed to it
 
@@ -100,6 +106,31 @@ def load_gateway_key(settings: Settings) -> bytes:
     return _read(settings, GATEWAY_FILE, settings.gateway_key, crypto.KEY_BYTES, crypto.KEY_BYTES)
 
 
+def load_edge_key(settings: Settings) -> bytes:
+    """Gateway and action server: the HMAC key of the edge's proof on message metadata."""
+    return _read(settings, EDGE_FILE, settings.edge_key, crypto.KEY_BYTES, crypto.KEY_BYTES)
+
+
+def load_relay_key(settings: Settings) -> bytes:
+    """Console and gateway: the HMAC key that authenticates the console's relay calls."""
+    return _read(settings, RELAY_FILE, settings.relay_key, crypto.KEY_BYTES, crypto.KEY_BYTES)
+
+
+def load_rasa_token(settings: Settings) -> str:
+    """Gateway and Rasa: the token of Rasa's HTTP API and of its message webhook (url-safe text)."""
+    return _url_safe(_read(settings, RASA_TOKEN_FILE, settings.rasa_token, crypto.KEY_BYTES, 64))
+
+
+def load_actions_token(settings: Settings) -> str:
+    """Rasa and the action server: the token Rasa sends with every action call (url-safe text)."""
+    return _url_safe(_read(settings, ACTIONS_TOKEN_FILE, settings.actions_token, crypto.KEY_BYTES, 64))
+
+
+def _url_safe(raw: bytes) -> str:
+    """A token as text that travels in a URL or header unchanged."""
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
 def load_tracker_key(settings: Settings) -> bytes:
     """The 32-byte AES-GCM key of the Rasa tracker store's encryption."""
     return _read(settings, TRACKER_FILE, settings.tracker_key, crypto.KEY_BYTES, crypto.KEY_BYTES)
@@ -136,6 +167,10 @@ def init_keyring(directory: Path) -> list[str]:
         (SENDER_FILE, crypto.KEY_BYTES),
         (TRACKER_FILE, crypto.KEY_BYTES),
         (GATEWAY_FILE, crypto.KEY_BYTES),
+        (EDGE_FILE, crypto.KEY_BYTES),
+        (RELAY_FILE, crypto.KEY_BYTES),
+        (RASA_TOKEN_FILE, crypto.KEY_BYTES),
+        (ACTIONS_TOKEN_FILE, crypto.KEY_BYTES),
     )
     for name, size in secrets:
         if not (directory / name).exists():

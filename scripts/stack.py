@@ -87,6 +87,15 @@ def _environment(stack: Stack) -> dict[str, str]:
     return env
 
 
+def free_port() -> int:
+    """A port the OS has just handed out as free: tests take these, never fixed ones, so
+    two suites can run on one machine at once."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
 def ensure_port_free(port: int) -> None:
     """A server left over from an earlier run would answer in place of the new one."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:

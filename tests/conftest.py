@@ -13,7 +13,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 
-from scripts.stack import MODEL, RASA, Stack, running_stack, sqlite_url
+from scripts.stack import MODEL, RASA, Stack, free_port, running_stack, sqlite_url
 from tests.db_fixtures import database_url, engine, keyring, keys_dir  # noqa: F401  (fixtures)
 from tests.fake_telegram import FakeTelegram
 from tests.fake_twilio import ACCOUNT_SID as TWILIO_ACCOUNT_SID
@@ -22,10 +22,6 @@ from tests.fake_twilio import FakeTwilio
 
 os.environ.setdefault("PTB_TIMEDELTA", "true")  # python-telegram-bot 22 warns without it (warnings are errors here)
 
-# Ports apart from `make run`'s 5005/5055, so tests can run beside a local hotline.
-TEST_RASA_PORT = 5105
-TEST_ACTIONS_PORT = 5155
-TEST_GATEWAY_PORT = 8105
 
 
 @pytest.fixture(autouse=True)
@@ -109,11 +105,12 @@ def stack(
         "HOTLINE_SMTP_FROM": "bot@hotline.test",
         "HOTLINE_SMTP_TO": "duty@hotline.test",
     }
+    gateway_port = free_port()  # ports from the OS: another suite may run beside this one
     with running_stack(
         work / "logs",
-        TEST_RASA_PORT,
-        TEST_ACTIONS_PORT,
-        TEST_GATEWAY_PORT,
+        free_port(),
+        free_port(),
+        gateway_port,
         tracker_url=sqlite_url(work / "tracker.db"),
         database_url=sqlite_url(work / "reports.db"),
         keys_dir=work / "keys",
@@ -121,7 +118,7 @@ def stack(
             **smtp,
             "HOTLINE_SMTP_PORT": str(mailbox.port),
             **channel_credentials(fake_twilio, fake_telegram),
-            "HOTLINE_PUBLIC_URL": f"http://127.0.0.1:{TEST_GATEWAY_PORT}",  # what the signatures are computed for
+            "HOTLINE_PUBLIC_URL": f"http://127.0.0.1:{gateway_port}",  # what the signatures are computed for
         },
     ) as running:
         yield running

@@ -10,17 +10,13 @@ import httpx
 import pytest
 
 from hotline.report_codes import check_code
-from scripts.stack import Stack, running_stack
+from scripts.stack import Stack, free_port, running_stack
 from tests.conftest import Conversation
 from tests.db_fixtures import temporary_postgres_database
 from tests.reporting import file_by_chat, opened, report_ids
 from tests.test_e2e_reports import assert_nothing_in_clear
 
 pytestmark = pytest.mark.rasa
-
-PG_RASA_PORT = 5106
-PG_ACTIONS_PORT = 5156
-PG_GATEWAY_PORT = 8106
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +27,9 @@ def pg_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         temporary_postgres_database() as database_url,
         running_stack(
             work / "logs",
-            PG_RASA_PORT,
-            PG_ACTIONS_PORT,
-            PG_GATEWAY_PORT,
+            free_port(),
+            free_port(),
+            free_port(),
             tracker_url=tracker_url,
             database_url=database_url,
             keys_dir=work / "keys",

@@ -27,7 +27,17 @@ from reports.keys import (
 )
 from tests.db_fixtures import Keyring, settings_for
 
-SECRET_FILES = ("reports.key", "code.salt", "sender.key", "tracker.key", "gateway.key")
+SECRET_FILES = (
+    "reports.key",
+    "code.salt",
+    "sender.key",
+    "tracker.key",
+    "gateway.key",
+    "edge.key",
+    "relay.key",
+    "rasa.token",
+    "actions.token",
+)
 
 
 def test_seal_opens_only_with_its_private_key(keyring: Keyring) -> None:
