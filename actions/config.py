@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from reports.config import Settings, load_settings
 from reports.db import make_engine
-from reports.keys import Keys, load_keys
+from reports.keys import Keys, load_edge_key, load_keys
 
 
 @lru_cache(maxsize=1)
@@ -26,3 +26,9 @@ def engine() -> Engine:
 def keys() -> Keys:
     """Only the public key and the salts: the private key never reaches this process."""
     return load_keys(settings())
+
+
+@lru_cache(maxsize=1)
+def edge_key() -> bytes:
+    """The key that checks the gateway's proof on message metadata (hotline.edge)."""
+    return load_edge_key(settings())

@@ -13,6 +13,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.config import engine
+from actions.metadata import trusted_metadata
 from actions.report import usable_reply_to
 from reports.db import transaction
 from reports.handoffs import request_handoff
@@ -37,8 +38,8 @@ class ActionRequestHandoff(Action):
         return "action_request_handoff"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        metadata = tracker.latest_message.get("metadata") or {}
-        channel = str(metadata.get("channel") or tracker.get_latest_input_channel() or "") or None
+        metadata = await asyncio.to_thread(trusted_metadata, tracker)
+        channel = metadata.get("channel") or None
         reason = reason_of(tracker)
         try:
             await asyncio.to_thread(

@@ -16,6 +16,7 @@ from rasa_sdk.types import DomainDict
 from actions import answers
 from actions.answers import SKIPPED
 from actions.config import engine, keys, settings
+from actions.metadata import trusted_metadata
 from hotline.content import MAX_SEGMENTS
 from hotline.countries import country_names, find_countries
 from hotline.sms import sms_segments, to_gsm7
@@ -293,7 +294,10 @@ def usable_reply_to(value: Any) -> str | None:
     return str(value)
 
 
-def draft_from(tracker: Tracker) -> ReportDraft:
+def draft_from(tracker: Tracker, metadata: dict[str, str]) -> ReportDraft:
+    """The report as the form collected it; `metadata` is what the gateway vouched for
+    (actions.metadata.trusted_metadata): the reply address is kept only with consent."""
+
     def text(slot: str) -> str | None:
         value = tracker.get_slot(slot)
         return None if not value or value == SKIPPED else str(value)
@@ -307,7 +311,6 @@ def draft_from(tracker: Tracker) -> ReportDraft:
     if country and country not in country_names():  # a country we do not list, as typed
         place, country = ", ".join(p for p in (country, place) if p), None
     kind = tracker.get_slot("report_kind")
-    metadata = tracker.latest_message.get("metadata") or {}
     consent = yes("report_contact") is True
     reply_to = usable_reply_to(metadata.get("reply_to")) if consent else None
     return ReportDraft(
@@ -322,7 +325,7 @@ def draft_from(tracker: Tracker) -> ReportDraft:
         contact_consent=consent,
         reply_to=reply_to,
         sender=tracker.sender_id if consent else None,
-        channel=(str(metadata.get("channel") or tracker.get_latest_input_channel() or "")) or None if consent else None,
+        channel=(metadata.get("channel") or None) if consent else None,
         attachments_from=tracker.sender_id,
     )
 
@@ -334,17 +337,32 @@ def is_empty(draft: ReportDraft) -> bool:
     )
 
 
-def file_and_notify(draft: ReportDraft) -> FiledReport:
-    """One transaction to file; notifications after the commit, so a slow mail server
-    never holds the report back and a failed one is retried by `reports.jobs`."""
+def file(draft: ReportDraft) -> FiledReport:
+    """One transaction: the report and its pending staff alerts (the outbox) together."""
     with transaction(engine()) as session:
-        filed = file_report(session, draft, keys(), notify_channels=configured_channels(settings()))
-    if filed.priority == "urgent":
+        return file_report(session, draft, keys(), notify_channels=configured_channels(settings()))
+
+
+# Alerts being sent after their answer went out (a reference keeps each task alive).
+ALERTS_IN_FLIGHT: set[asyncio.Future[None]] = set()
+
+
+def alert_staff_later(filed: FiledReport) -> None:
+    """Send an urgent report's alerts after the tipster has the code: a slow or dead mail
+    server or Telegram never costs a code. What fails stays in the outbox for
+    `python -m reports.jobs notify-pending`."""
+    if filed.priority != "urgent":
+        return
+
+    async def send() -> None:
         try:
-            notify_report(engine(), filed.report_id, settings())
-        except Exception:  # a notification failure must never lose the report
-            logger.exception("urgent notification failed; left pending for reports.jobs")
-    return filed
+            await asyncio.to_thread(notify_report, engine(), filed.report_id, settings())
+        except Exception as error:  # the alert stays pending: reports.jobs retries it
+            logger.error("urgent alert failed (%s); left in the outbox", type(error).__name__)
+
+    task = asyncio.ensure_future(send())
+    ALERTS_IN_FLIGHT.add(task)
+    task.add_done_callback(ALERTS_IN_FLIGHT.discard)
 
 
 def discard_photos(sender: str) -> None:
@@ -374,18 +392,19 @@ class ActionSubmitReport(Action):
             dispatcher.utter_message(response="utter_report_cancelled")
             dispatcher.utter_message(response="utter_report_elsewhere")
             return clear_report()
-        draft = draft_from(tracker)
+        draft = draft_from(tracker, await asyncio.to_thread(trusted_metadata, tracker))
         if is_empty(draft):
             await asyncio.to_thread(discard_photos, tracker.sender_id)
             dispatcher.utter_message(response="utter_report_nothing_to_send")
             return clear_report()
         try:
-            filed = await asyncio.to_thread(file_and_notify, draft)
+            filed = await asyncio.to_thread(file, draft)
         except Exception:
             logger.exception("filing a report failed; the answers stay in the conversation")
             dispatcher.utter_message(response="utter_report_failed")
             return [SlotSet("report_confirm", None), ActiveLoop(FORM), SlotSet("requested_slot", "report_confirm")]
-        logger.info("report filed: priority=%s hash=%s", filed.priority, filed.hash_prefix)
+        logger.info("report filed: priority=%s", filed.priority)
+        alert_staff_later(filed)
         dispatcher.utter_message(response="utter_report_filed", code=filed.code)
         dispatcher.utter_message(response="utter_report_filed_next")
         if filed.priority == "urgent" and draft.danger_now:

@@ -32,7 +32,7 @@ Send = Callable[[httpx.AsyncClient, Stack, str, str], Awaitable[None]]
 
 
 async def direct(client: httpx.AsyncClient, stack: Stack, sender: str, text: str) -> None:
-    response = await client.post(stack.webhook, json={"sender": sender, "message": text})
+    response = await client.post(stack.webhook, params=stack.rasa_params, json={"sender": sender, "message": text})
     response.raise_for_status()
     assert response.json(), text
 

@@ -46,7 +46,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def timed_say(client: httpx.AsyncClient, stack: Stack, sender: str, text: str) -> float:
     started = time.perf_counter()
-    response = await client.post(stack.webhook, json={"sender": sender, "message": text})
+    response = await client.post(stack.webhook, params=stack.rasa_params, json={"sender": sender, "message": text})
     response.raise_for_status()
     assert response.json(), f"no answer to {text!r}"
     return (time.perf_counter() - started) * 1000

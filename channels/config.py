@@ -18,6 +18,7 @@ class GatewaySettings:
     database_url: str
     keys_dir: Path
     rasa_timeout_seconds: float = 8.0  # Twilio gives a webhook 15 s; the person must get an answer
+    answer_budget_seconds: float = 10.0  # the whole pipeline (database, Rasa): then the fallback answer
     messages_per_minute: int = 20  # per sender; emergencies always pass
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = field(default=None, repr=False)
@@ -42,6 +43,7 @@ def load_gateway_settings(env: Mapping[str, str] = os.environ) -> GatewaySetting
         database_url=_text(env, "HOTLINE_DATABASE_URL") or f"sqlite:///{ROOT / 'hotline.db'}",
         keys_dir=Path(_text(env, "HOTLINE_KEYS_DIR") or ROOT / "keys"),
         rasa_timeout_seconds=float(env.get("HOTLINE_RASA_TIMEOUT_SECONDS", "8")),
+        answer_budget_seconds=float(env.get("HOTLINE_ANSWER_BUDGET_SECONDS", "10")),
         messages_per_minute=int(env.get("HOTLINE_MESSAGES_PER_MINUTE", "20")),
         twilio_account_sid=_text(env, "TWILIO_ACCOUNT_SID"),
         twilio_auth_token=_text(env, "TWILIO_AUTH_TOKEN"),

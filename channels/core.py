@@ -22,11 +22,14 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import re
+import secrets
 import time
 from collections import defaultdict, deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
@@ -42,21 +45,27 @@ from channels.config import GatewaySettings
 from channels.media import is_photo, without_metadata
 from hotline.content import render_all
 from hotline.danger import DangerLexicon
+from hotline.edge import sign_metadata
 from hotline.paths import CONTENT
-from hotline.text import fold_accents
+from hotline.text import fold_accents, neutralise_command
 from reports import handoffs
 from reports.config import load_settings
 from reports.crypto import seal_contact
 from reports.db import make_engine, transaction
-from reports.keys import Keys, load_gateway_key, load_keys
+from reports.keys import Keys, load_edge_key, load_gateway_key, load_keys, load_rasa_token
 from reports.models import ChannelMessage, Delivery, Handoff, OptOut, PendingMessage, utcnow
 from reports.service import keep_photo
 
 logger = logging.getLogger("channels.core")
+# An opaque id per inbound message for the log lines it causes (never the pseudonym).
+REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
 
 MENU_OPTION = re.compile(r"^([1-9]) (.+)$", re.MULTILINE)
 PENDING_MAX_AGE = timedelta(hours=24)  # a kept message older than this is dropped, not answered late
-DELIVERY_MAX_AGE = timedelta(days=7)
+# A delivery id is remembered longer than any report is kept: a captured signed webhook
+# replayed later must not be answered again (Twilio's signature carries no time).
+DELIVERY_MAX_AGE = timedelta(days=400)
+LATE_ANSWER_SECONDS = 120.0  # how long a slow Rasa answer is still awaited, to send it late
 TELEGRAM_DELETE_WINDOW = timedelta(hours=48)
 RATE_WINDOW_SECONDS = 60.0
 MAX_PHOTOS_PER_MESSAGE = 3
@@ -78,15 +87,24 @@ def emergency_page() -> str:
     return render_all()["utter_emergency"]["default"][0].text
 
 
+@lru_cache(maxsize=1)
+def emergency_pages() -> frozenset[str]:
+    """Every variant of the emergency answer (each country's and the region's)."""
+    return frozenset(pages[0].text for pages in render_all()["utter_emergency"].values() if pages)
+
+
+def is_emergency_page(text: str) -> bool:
+    return text in emergency_pages()
+
+
 def words(text: str) -> str:
     return " ".join(fold_accents(text.lower()).split()).strip(" .!¡?¿")
 
 
 def safe_text(text: str) -> str:
-    """What Rasa may receive: no leading "/" (Rasa would read it as an intent command,
-    "/restart"), no NUL bytes."""
-    text = text.replace("\x00", "")
-    return text.lstrip("/ ") if text.lstrip().startswith("/") else text
+    """What Rasa may receive: never an intent command ("/restart" after any spaces, line
+    breaks or zero-width characters: hotline.text.neutralise_command), no NUL bytes."""
+    return neutralise_command(text.replace("\x00", ""))
 
 
 def replies_from_rasa(messages: list[dict[str, Any]]) -> list[Reply]:
@@ -97,6 +115,15 @@ def replies_from_rasa(messages: list[dict[str, Any]]) -> list[Reply]:
             options = tuple((m.group(1), m.group(2).strip()) for m in MENU_OPTION.finditer(text))
             replies.append(Reply(text=text, options=options if len(options) >= 2 else ()))
     return replies
+
+
+@dataclass
+class Outcome:
+    """What the pipeline made of a message: the replies, and whether the message was held
+    back (a flood, an opted-out sender) rather than taken to the assistant."""
+
+    replies: list[Reply]
+    held_back: bool = False
 
 
 class RasaUnavailable(Exception):
@@ -111,11 +138,25 @@ class RasaUnavailable(Exception):
 
 class FloodGuard:
     """At most N messages a minute per sender, in memory (one gateway process per sender:
-    the gateway routes each pseudonym to one place). An emergency always passes."""
+    the gateway routes each pseudonym to one place). Notices about it (and the emergency
+    page of a flooded sender) go out at most once a minute."""
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
         self.seen: dict[str, deque[float]] = defaultdict(deque)
+        self.noticed: dict[str, float] = {}
+
+    def first_notice(self, key: str, now: float | None = None) -> bool:
+        """True once a minute per key: whether a notice may be sent now."""
+        now = time.monotonic() if now is None else now
+        last = self.noticed.get(key)
+        if last is not None and now - last < RATE_WINDOW_SECONDS:
+            return False
+        self.noticed[key] = now
+        if len(self.noticed) > 100_000:  # bounded: forget the oldest notices
+            for old in sorted(self.noticed, key=self.noticed.__getitem__)[:50_000]:
+                del self.noticed[old]
+        return True
 
     def allows(self, pseudonym: str, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
@@ -136,8 +177,11 @@ class Gateway:
     gateway_key: bytes
     http: httpx.AsyncClient
     adapters: Mapping[str, ChannelAdapter]
+    edge_key: bytes = field(default=b"", repr=False)  # signs message metadata for the actions
+    rasa_token: str = field(default="", repr=False)  # Rasa's HTTP API and message webhook
 
     def __post_init__(self) -> None:
+        self.late_answers: set[asyncio.Future[None]] = set()
         self.box = SecretBox(self.gateway_key)
         self.flood = FloodGuard(self.settings.messages_per_minute)
         self.danger = DangerLexicon.from_file()
@@ -157,77 +201,163 @@ class Gateway:
     # -- the pipeline ------------------------------------------------------------------
 
     async def handle(self, inbound: InboundMessage) -> list[Reply]:
-        """The replies for one inbound message ([] for a duplicate or an opted-out sender)."""
+        """The replies for one inbound message ([] for a duplicate or an opted-out sender).
+
+        Whether the message is an emergency is decided first, from its text alone. Whatever
+        fails or is slow after that (the database, Rasa, a bug), the person gets an answer
+        within the answer budget (inside Twilio's 15 s), and an emergency always carries the
+        emergency numbers."""
+        danger = self.danger.is_danger(inbound.text)
+        request = REQUEST_ID.set(secrets.token_hex(4))
+        try:
+            outcome = await asyncio.wait_for(self._pipeline(inbound, danger), self.settings.answer_budget_seconds)
+        except TimeoutError:
+            logger.warning("answer budget spent channel=%s", inbound.channel)
+            return self.fallback(danger, "assistant_slow")
+        except Exception as error:  # the person is answered whatever broke; the error's text may hold input
+            logger.error("pipeline failed channel=%s: %s", inbound.channel, type(error).__name__)
+            return self.fallback(danger, "assistant_failed")
+        finally:
+            REQUEST_ID.reset(request)
+        if outcome is None:  # a duplicate delivery: answered the first time
+            return []
+        replies = outcome.replies
+        if danger and not any(is_emergency_page(r.text) for r in replies) and self._emergency_due(inbound, outcome):
+            replies.insert(0, Reply(emergency_page()))
+        return replies
+
+    def fallback(self, danger: bool, problem: str) -> list[Reply]:
+        """The answer when the pipeline could not finish: the emergency numbers first for an
+        emergency, and what happened."""
+        if danger:
+            return [Reply(emergency_page()), Reply(gateway_text(problem))]
+        return [Reply(gateway_text(problem)), Reply(emergency_page())]
+
+    def _emergency_due(self, inbound: InboundMessage, outcome: Outcome) -> bool:
+        """At most one emergency page a minute to a sender whose messages are held back (a
+        flood, an opt-out): alarming words sent in a loop must not cost an SMS each."""
+        if not outcome.held_back:
+            return True
+        return self.flood.first_notice(f"emergency:{self.pseudonym(inbound.channel, inbound.address)}")
+
+    async def _pipeline(self, inbound: InboundMessage, danger: bool) -> Outcome | None:
         if not await self._first_delivery(inbound):
             logger.info("duplicate delivery dropped channel=%s", inbound.channel)
-            return []
+            return None
         pseudonym = self.pseudonym(inbound.channel, inbound.address)
         if inbound.message_id:
             await self._remember_message(pseudonym, inbound.message_id)
         text = words(inbound.text)
         if text in gateway_content()["opt_out_words"]:
             await self._set_opt_out(pseudonym, True)
-            return [Reply(gateway_text("opted_out"))]
+            return Outcome([Reply(gateway_text("opted_out"))])
         if text in gateway_content()["opt_in_words"]:
             await self._set_opt_out(pseudonym, False)
-            return [Reply(gateway_text("opted_in"))]
+            return Outcome([Reply(gateway_text("opted_in"))])
         if await self._is_opted_out(pseudonym):
-            logger.info("message from an opted-out sender ignored sender=%s", pseudonym)
-            return []
-        if not self.flood.allows(pseudonym) and not self.danger.is_danger(inbound.text):
-            return [Reply(gateway_text("rate_limited"))]
+            logger.info("message from an opted-out sender not forwarded")
+            return Outcome([], held_back=True)  # an emergency still gets the numbers (handle)
+        if not self.flood.allows(pseudonym):
+            logger.info("flood guard held a message back")
+            if danger or not self.flood.first_notice(f"limited:{pseudonym}"):
+                return Outcome([], held_back=True)  # an emergency gets the numbers (handle), once a minute
+            return Outcome([Reply(gateway_text("rate_limited"))], held_back=True)
         replies: list[Reply] = []
         if inbound.media:
             replies.append(await self.take_media(pseudonym, inbound))
             if not inbound.text.strip():
-                return replies
+                return Outcome(replies)
         if inbound.erase_request:
-            return replies + await self.erase(inbound, pseudonym)
-        danger = self.danger.is_danger(inbound.text)
+            return Outcome(replies + await self.erase(inbound, pseudonym))
         held = await asyncio.to_thread(self._handoff_inbound, pseudonym, inbound.text, danger)
-        if held.live:  # an emergency is answered first in every state, a hand-off too
-            first = [Reply(emergency_page())] if danger else []
-            return replies + first + await self.tell_paused_rasa(pseudonym, inbound)
+        if held.live:  # an emergency is answered first in every state, a hand-off too (handle)
+            return Outcome(replies + await self.tell_paused_rasa(pseudonym, inbound))
         if held.notice:
             replies.append(Reply(gateway_text("handoff_ended_idle")))
         try:
             replies += await self.ask_rasa(pseudonym, inbound, safe_text(inbound.text))
         except RasaUnavailable as unavailable:
-            replies += await self.unavailable_answer(pseudonym, inbound, unavailable)
-        return replies
+            replies += await self.unavailable_answer(pseudonym, inbound, unavailable, danger)
+        return Outcome(replies)
 
     async def unavailable_answer(
-        self, pseudonym: str, inbound: InboundMessage, unavailable: RasaUnavailable
+        self, pseudonym: str, inbound: InboundMessage, unavailable: RasaUnavailable, danger: bool = False
     ) -> list[Reply]:
         """At once, whatever happened: what we do about the message, and the emergency numbers."""
         if unavailable.received:
-            return [Reply(gateway_text("assistant_slow")), Reply(emergency_page())]
-        await self._keep_pending(pseudonym, inbound)
-        return [Reply(gateway_text("assistant_unavailable")), Reply(emergency_page())]
+            told = [Reply(gateway_text("assistant_slow")), Reply(emergency_page())]
+        else:
+            await self._keep_pending(pseudonym, inbound)
+            told = [Reply(gateway_text("assistant_unavailable")), Reply(emergency_page())]
+        return told[::-1] if danger else told
 
     async def ask_rasa(self, pseudonym: str, inbound: InboundMessage, text: str) -> list[Reply]:
-        metadata = {"reply_to": seal_contact(self.keys.public_key, inbound.channel, inbound.address)}
-        metadata["channel"] = inbound.channel
-        started = time.monotonic()
+        """Rasa's answer within `rasa_timeout_seconds`. When Rasa is slower, the request is
+        not abandoned: its answer (a case code, say) goes to the person through the
+        channel's API when it comes, and RasaUnavailable(received=True) is raised now."""
+        request = asyncio.ensure_future(self._post_to_rasa(pseudonym, inbound, text))
         try:
-            response = await self.http.post(
-                f"{self.rasa_url(pseudonym)}/webhooks/rest/webhook",
-                json={"sender": pseudonym, "message": text, "metadata": metadata},
-                timeout=self.settings.rasa_timeout_seconds,
-            )
+            return await asyncio.wait_for(asyncio.shield(request), self.settings.rasa_timeout_seconds)
+        except TimeoutError:
+            self._deliver_late(request, inbound)
+            raise RasaUnavailable(received=True) from None
+        except asyncio.CancelledError:  # the answer budget ran out while Rasa was working
+            self._deliver_late(request, inbound)
+            raise
+
+    async def _post_to_rasa(self, pseudonym: str, inbound: InboundMessage, text: str) -> list[Reply]:
+        started = time.monotonic()
+        response = await self._rasa_call(
+            "POST",
+            pseudonym,
+            "/webhooks/gateway/webhook",
+            json={"sender": pseudonym, "message": text, "metadata": self.edge_metadata(pseudonym, inbound)},
+            timeout=LATE_ANSWER_SECONDS,
+        )
+        logger.info("answered channel=%s ms=%.0f", inbound.channel, (time.monotonic() - started) * 1000)
+        return replies_from_rasa(response.json())
+
+    def edge_metadata(self, pseudonym: str, inbound: InboundMessage) -> dict[str, str]:
+        """What the actions may trust about a message: its channel and the sealed reply
+        address, signed with the edge key (hotline.edge) so that nobody else can make them."""
+        reply_to = seal_contact(self.keys.public_key, inbound.channel, inbound.address)
+        return sign_metadata(self.edge_key, pseudonym, inbound.channel, reply_to)
+
+    def _deliver_late(self, request: asyncio.Future[list[Reply]], inbound: InboundMessage) -> None:
+        """When the abandoned request finishes, send its replies through the channel's API."""
+
+        async def deliver_when_done() -> None:
+            try:
+                replies = await request
+                if replies:
+                    await self.deliver(inbound, replies)
+                    logger.info("late answer delivered channel=%s", inbound.channel)
+            except RasaUnavailable:
+                logger.warning("late answer never came channel=%s", inbound.channel)
+            except SendError as error:
+                logger.warning("late answer not sent channel=%s: %s", inbound.channel, error.code)
+
+        task = asyncio.ensure_future(deliver_when_done())
+        self.late_answers.add(task)
+        task.add_done_callback(self.late_answers.discard)
+
+    async def _rasa_call(self, method: str, pseudonym: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One call to the sender's Rasa server with the Rasa token; every failure is a
+        RasaUnavailable (received=True when Rasa may have taken it), logged without content."""
+        kwargs.setdefault("timeout", self.settings.rasa_timeout_seconds)
+        params = {**kwargs.pop("params", {}), "token": self.rasa_token}
+        try:
+            response = await self.http.request(method, f"{self.rasa_url(pseudonym)}{path}", params=params, **kwargs)
         except (httpx.ReadTimeout, httpx.WriteTimeout) as error:
-            logger.warning("rasa too slow (%s) sender=%s", type(error).__name__, pseudonym)
+            logger.warning("rasa too slow (%s)", type(error).__name__)
             raise RasaUnavailable(received=True) from None
         except httpx.HTTPError as error:
-            logger.warning("rasa unavailable (%s) sender=%s", type(error).__name__, pseudonym)
+            logger.warning("rasa unavailable (%s)", type(error).__name__)
             raise RasaUnavailable from None
         if response.status_code != 200:
-            logger.warning("rasa answered %d sender=%s", response.status_code, pseudonym)
+            logger.warning("rasa answered %d", response.status_code)
             raise RasaUnavailable
-        logger.info(
-            "answered channel=%s sender=%s ms=%.0f", inbound.channel, pseudonym, (time.monotonic() - started) * 1000
-        )
-        return replies_from_rasa(response.json())
+        return response
 
     async def take_media(self, pseudonym: str, inbound: InboundMessage) -> Reply:
         """A photo sent while the person is writing a report is kept with it (metadata
@@ -241,7 +371,7 @@ class Gateway:
             try:
                 content = await adapter.fetch_media(media)
             except SendError as error:
-                logger.warning("photo not downloaded (%s) sender=%s", error.code, pseudonym)
+                logger.warning("photo not downloaded (%s)", error.code)
                 continue
             clean = await asyncio.to_thread(without_metadata, content)
             if clean is None:
@@ -251,19 +381,17 @@ class Gateway:
             except ValueError:
                 continue
             kept += 1
-        logger.info("photos kept with a report in progress: %d sender=%s", kept, pseudonym)
+        logger.info("photos kept with a report in progress: %d", kept)
         return Reply(gateway_text("photo_kept" if kept else "media_received"))
 
     async def writing_report(self, pseudonym: str) -> bool:
         """Whether this sender is inside the report form (Rasa's tracker says so)."""
         try:
-            response = await self.http.get(
-                f"{self.rasa_url(pseudonym)}/conversations/{pseudonym}/tracker",
-                params={"include_events": "NONE"},
-                timeout=self.settings.rasa_timeout_seconds,
+            response = await self._rasa_call(
+                "GET", pseudonym, f"/conversations/{pseudonym}/tracker", params={"include_events": "NONE"}
             )
-            loop = response.json().get("active_loop") or {} if response.status_code == 200 else {}
-        except (httpx.HTTPError, ValueError):
+            loop = response.json().get("active_loop") or {}
+        except (RasaUnavailable, ValueError, AttributeError):
             return False
         return bool(loop.get("name") == "report_form")
 
@@ -290,7 +418,7 @@ class Gateway:
         if adapter and ids:
             try:
                 deleted = await adapter.delete_messages(inbound.address, ids)
-                logger.info("erase: %d message(s) deleted on the phone sender=%s", deleted, pseudonym)
+                logger.info("erase: %d message(s) deleted on the phone", deleted)
             except SendError as error:
                 logger.warning("erase: deleting messages failed (%s)", error.code)
         return replies
@@ -329,30 +457,16 @@ class Gateway:
         await self._append_events(pseudonym, [{"event": "resume"}, {"event": "action", "name": "action_listen"}])
 
     async def _append_events(self, pseudonym: str, events: list[dict[str, str]]) -> None:
-        try:
-            response = await self.http.post(
-                f"{self.rasa_url(pseudonym)}/conversations/{pseudonym}/tracker/events",
-                params={"include_events": "NONE"},
-                json=events,
-                timeout=self.settings.rasa_timeout_seconds,
-            )
-        except httpx.HTTPError as error:
-            logger.warning("rasa events not sent (%s) sender=%s", type(error).__name__, pseudonym)
-            raise RasaUnavailable from None
-        if response.status_code != 200:
-            logger.warning("rasa events refused (%d) sender=%s", response.status_code, pseudonym)
-            raise RasaUnavailable
+        path = f"/conversations/{pseudonym}/tracker/events"
+        await self._rasa_call("POST", pseudonym, path, params={"include_events": "NONE"}, json=events)
 
     async def history(self, pseudonym: str, limit: int = 12) -> list[tuple[bool, str]]:
         """The conversation's last messages in Rasa's tracker, as (from the person?, text):
         what the staff member reads before taking it over. [] when Rasa cannot say."""
         try:
-            response = await self.http.get(
-                f"{self.rasa_url(pseudonym)}/conversations/{pseudonym}/tracker",
-                timeout=self.settings.rasa_timeout_seconds,
-            )
-            events = response.json().get("events") or [] if response.status_code == 200 else []
-        except (httpx.HTTPError, ValueError, AttributeError):
+            response = await self._rasa_call("GET", pseudonym, f"/conversations/{pseudonym}/tracker")
+            events = response.json().get("events") or []
+        except (RasaUnavailable, ValueError, AttributeError):
             return []
         said = [
             (e.get("event") == "user", str(e.get("text")))
@@ -369,7 +483,7 @@ class Gateway:
         except RasaUnavailable:
             return []
         if replies:
-            logger.warning("rasa answered a conversation a staff member holds sender=%s", pseudonym)
+            logger.warning("rasa answered a conversation a staff member holds")
         return replies
 
     def _handoff_inbound(self, pseudonym: str, text: str, danger: bool) -> handoffs.InboundResult:
@@ -420,12 +534,14 @@ class Gateway:
             inbound = InboundMessage(channel, payload["address"], payload["text"], delivery_id=f"pending-{row_id}")
             try:
                 replies = await self.ask_rasa(pseudonym, inbound, safe_text(inbound.text))
-            except RasaUnavailable:
+            except RasaUnavailable as unavailable:
+                if unavailable.received:  # Rasa has it now: its answer is sent when it comes
+                    await asyncio.to_thread(self._delete_pending, row_id)
                 break
             try:
                 await self.deliver(inbound, replies)
             except SendError as error:
-                logger.warning("late answer not sent (%s) sender=%s", error.code, pseudonym)
+                logger.warning("late answer not sent (%s)", error.code)
             await asyncio.to_thread(self._delete_pending, row_id)
             answered += 1
         return answered
@@ -456,7 +572,7 @@ class Gateway:
                 )
 
         await asyncio.to_thread(insert)
-        logger.info("message kept until the assistant is back sender=%s", pseudonym)
+        logger.info("message kept until the assistant is back")
 
     # -- small stores ------------------------------------------------------------------
 
@@ -520,7 +636,7 @@ class Gateway:
 def build_gateway(settings: GatewaySettings, adapters: Mapping[str, ChannelAdapter] | None = None) -> Gateway:
     """The gateway with its database, keys and adapters (created here, never at import)."""
     reports_settings = load_settings(
-        {"HOTLINE_DATABASE_URL": settings.database_url, "HOTLINE_KEYS_DIR": str(settings.keys_dir)}
+        {**os.environ, "HOTLINE_DATABASE_URL": settings.database_url, "HOTLINE_KEYS_DIR": str(settings.keys_dir)}
     )
     if adapters is None:
         from channels.registry import all_adapters
@@ -533,4 +649,6 @@ def build_gateway(settings: GatewaySettings, adapters: Mapping[str, ChannelAdapt
         gateway_key=load_gateway_key(reports_settings),
         http=httpx.AsyncClient(),
         adapters=adapters,
+        edge_key=load_edge_key(reports_settings),
+        rasa_token=load_rasa_token(reports_settings),
     )

@@ -55,6 +55,7 @@ from channels.base import (
 from channels.config import GatewaySettings, load_gateway_settings
 from channels.media import MAX_DOWNLOAD_BYTES
 from hotline.paths import CONTENT
+from hotline.text import neutralise_command
 
 logger = logging.getLogger("channels.telegram")
 
@@ -114,11 +115,11 @@ def command_text(text: str) -> tuple[str, bool]:
     """A person's text as the assistant may read it, and whether it asks to erase: "/start"
     -> "hola", "/ayuda" -> "menu", "/borrar" -> erase; never a leading "/" (Rasa would run
     "/restart" as an intent command)."""
-    if not text.lstrip().startswith("/"):
+    if neutralise_command(text) == text:
         return text, False
     match = COMMAND.fullmatch(text.strip())
     if match is None:
-        return text.lstrip("/ \t\r\n"), False
+        return neutralise_command(text), False
     command, rest = match.group(1).lower(), (match.group(2) or "").strip()
     if command in COMMANDS:
         return COMMANDS[command], command == ERASE_COMMAND
@@ -126,7 +127,7 @@ def command_text(text: str) -> tuple[str, bool]:
 
 
 def no_slash(text: str) -> str:
-    return text.lstrip("/ \t\r\n") if text.lstrip().startswith("/") else text
+    return neutralise_command(text)
 
 
 def utf16_len(text: str) -> int:

@@ -98,3 +98,27 @@ def without_control(text: str) -> str:
     """The text without control characters (NUL, bell...: a phone or a form never means
     them), keeping line breaks and tabs."""
     return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+
+
+COMMAND_SLASHES = "/\uff0f"  # "/" and the full-width solidus some keyboards type
+
+
+def _invisible(ch: str) -> bool:
+    """Spaces of any script, line breaks, control and format characters (zero-width space,
+    joiners, BOM, direction marks): nothing a person sees before the first letter."""
+    return ch.isspace() or unicodedata.category(ch) in ("Zs", "Zl", "Zp", "Cc", "Cf")
+
+
+def neutralise_command(text: str) -> str:
+    """Text Rasa can never read as an intent command ("/restart", "/delete_my_data{...}"):
+    when the first visible character is a slash, the invisible characters and slashes before
+    the first word go. Rasa strips whitespace itself before looking for the slash, so a
+    leading newline or no-break space must not hide one. Other text is left as it is."""
+    start = 0
+    while start < len(text) and _invisible(text[start]):
+        start += 1
+    if start == len(text) or text[start] not in COMMAND_SLASHES:
+        return text
+    while start < len(text) and (_invisible(text[start]) or text[start] in COMMAND_SLASHES):
+        start += 1
+    return text[start:]

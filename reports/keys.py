@@ -13,7 +13,6 @@ case code would stop working.
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -25,6 +24,7 @@ from nacl.public import PrivateKey, PublicKey
 from sqlalchemy import select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from hotline.edge import token_text
 from reports import crypto
 from reports.config import Settings, load_settings
 from reports.db import make_engine, transaction
@@ -118,17 +118,12 @@ def load_relay_key(settings: Settings) -> bytes:
 
 def load_rasa_token(settings: Settings) -> str:
     """Gateway and Rasa: the token of Rasa's HTTP API and of its message webhook (url-safe text)."""
-    return _url_safe(_read(settings, RASA_TOKEN_FILE, settings.rasa_token, crypto.KEY_BYTES, 64))
+    return token_text(_read(settings, RASA_TOKEN_FILE, settings.rasa_token, crypto.KEY_BYTES, 64))
 
 
 def load_actions_token(settings: Settings) -> str:
     """Rasa and the action server: the token Rasa sends with every action call (url-safe text)."""
-    return _url_safe(_read(settings, ACTIONS_TOKEN_FILE, settings.actions_token, crypto.KEY_BYTES, 64))
-
-
-def _url_safe(raw: bytes) -> str:
-    """A token as text that travels in a URL or header unchanged."""
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    return token_text(_read(settings, ACTIONS_TOKEN_FILE, settings.actions_token, crypto.KEY_BYTES, 64))
 
 
 def load_tracker_key(settings: Settings) -> bytes:

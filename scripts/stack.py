@@ -18,8 +18,11 @@ from pathlib import Path
 
 import httpx
 
+from hotline.edge import read_token
+
 ROOT = Path(__file__).resolve().parent.parent
 RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
+RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
 MODEL = ROOT / "models" / "hotline.tar.gz"
 STARTUP_TIMEOUT_SECONDS = 180.0
 
@@ -37,7 +40,17 @@ class Stack:
 
     @property
     def webhook(self) -> str:
-        return f"{self.rasa_url}/webhooks/rest/webhook"
+        """The gateway's door into Rasa (rasa_plugins/gateway_channel.py): needs `rasa_params`."""
+        return f"{self.rasa_url}/webhooks/gateway/webhook"
+
+    @property
+    def rasa_token(self) -> str:
+        return read_token(self.keys_dir, "rasa.token", "HOTLINE_RASA_TOKEN")
+
+    @property
+    def rasa_params(self) -> dict[str, str]:
+        """What a call to Rasa's HTTP API or the gateway webhook must carry."""
+        return {"token": self.rasa_token}
 
 
 # What `rasa train`, `rasa data validate` and `rasa test` read, as the Makefile passes it.
@@ -66,7 +79,28 @@ def prepare_keys_and_database(keys_dir: Path, database_url: str) -> None:
 
 
 def action_server_command(port: int) -> list[str]:
-    return [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "-p", str(port)]
+    """rasa-sdk behind the actions token, on loopback (actions/serve.py)."""
+    return [sys.executable, "-m", "actions.serve", "--port", str(port)]
+
+
+def rasa_server_command(port: int, model: Path, endpoints: Path) -> list[str]:
+    """`rasa run` with its token from the keyring, not the command line (rasa_plugins/serve.py)."""
+    return [
+        str(RASA_PYTHON),
+        "-m",
+        "rasa_plugins.serve",
+        "--enable-api",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-m",
+        str(model),
+        "--endpoints",
+        str(endpoints),
+        "--credentials",
+        "credentials.yml",
+    ]
 
 
 def _environment(stack: Stack) -> dict[str, str]:
@@ -75,7 +109,6 @@ def _environment(stack: Stack) -> dict[str, str]:
         SANIC_HOST="127.0.0.1",
         HOTLINE_ACTION_URL=f"{stack.actions_url}/webhook",
         HOTLINE_TRACKER_URL=stack.tracker_url,
-        HOTLINE_TRACKER_KEY=(stack.keys_dir / "tracker.key").read_text().strip(),
         HOTLINE_DATABASE_URL=stack.database_url,
         HOTLINE_KEYS_DIR=str(stack.keys_dir),
         HOTLINE_RASA_URLS=stack.rasa_url,
@@ -115,7 +148,7 @@ def _wait_until_ready(stack: Stack, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     checks = {
         "actions": f"{stack.actions_url}/health",
-        "rasa": f"{stack.rasa_url}/status",
+        "rasa": f"{stack.rasa_url}/status?token={stack.rasa_token}",
         "gateway": f"{stack.gateway_url}/health",
     }
     with httpx.Client(timeout=2.0) as client:
@@ -182,26 +215,7 @@ def running_stack(
     try:
         stack.processes["actions"] = spawn("actions", action_server_command(actions_port), env, log_dir)
         stack.processes["gateway"] = spawn("gateway", [sys.executable, "-m", "channels.app"], env, log_dir)
-        stack.processes["rasa"] = spawn(
-            "rasa",
-            [
-                str(RASA),
-                "run",
-                "--enable-api",
-                "-i",
-                "127.0.0.1",
-                "-p",
-                str(rasa_port),
-                "-m",
-                str(model),
-                "--endpoints",
-                str(endpoints),
-                "--credentials",
-                "credentials.yml",
-            ],
-            env,
-            log_dir,
-        )
+        stack.processes["rasa"] = spawn("rasa", rasa_server_command(rasa_port, model, endpoints), env, log_dir)
         _wait_until_ready(stack, timeout)
         yield stack
     finally:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 
+from hotline.edge import sign_metadata
 from scripts.stack import MODEL, RASA, Stack, free_port, running_stack, sqlite_url
 from tests.db_fixtures import database_url, engine, keyring, keys_dir  # noqa: F401  (fixtures)
 from tests.fake_telegram import FakeTelegram
@@ -21,7 +23,6 @@ from tests.fake_twilio import AUTH_TOKEN as TWILIO_AUTH_TOKEN
 from tests.fake_twilio import FakeTwilio
 
 os.environ.setdefault("PTB_TIMEDELTA", "true")  # python-telegram-bot 22 warns without it (warnings are errors here)
-
 
 
 @pytest.fixture(autouse=True)
@@ -136,19 +137,29 @@ class Conversation:
     def __init__(self, client: httpx.Client, stack: Stack, sender: str) -> None:
         self.client, self.stack, self.sender = client, stack, sender
 
-    def say(self, text: str, metadata: dict[str, str] | None = None) -> list[str]:
+    def say(self, text: str, metadata: dict[str, str] | None = None, signed: bool = True) -> list[str]:
+        """One message as the gateway sends it: with the Rasa token and, when there is
+        metadata (a sealed reply_to and the channel), the gateway's proof on it."""
         body: dict[str, object] = {"sender": self.sender, "message": text}
         if metadata:
-            body["metadata"] = metadata  # what the channel gateway adds, e.g. a sealed reply_to
-        response = self.client.post(self.stack.webhook, json=body)
+            body["metadata"] = edge_signed(self.stack, self.sender, metadata) if signed else metadata
+        response = self.client.post(self.stack.webhook, params=self.stack.rasa_params, json=body)
         assert response.status_code == 200, response.text
         return [m.get("text", "") for m in response.json()]
 
     def tracker(self) -> dict[str, object]:
-        response = self.client.get(f"{self.stack.rasa_url}/conversations/{self.sender}/tracker")
+        response = self.client.get(
+            f"{self.stack.rasa_url}/conversations/{self.sender}/tracker", params=self.stack.rasa_params
+        )
         assert response.status_code == 200
         data: dict[str, object] = response.json()
         return data
+
+
+def edge_signed(stack: Stack, sender: str, metadata: dict[str, str]) -> dict[str, str]:
+    """Metadata as the gateway makes it (hotline.edge), with the stack's edge key."""
+    key = base64.b64decode((stack.keys_dir / "edge.key").read_text().strip())
+    return {**metadata, **sign_metadata(key, sender, metadata.get("channel", "sms"), metadata.get("reply_to", ""))}
 
 
 @pytest.fixture

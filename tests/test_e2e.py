@@ -121,13 +121,15 @@ def test_leading_slash_cannot_command_rasa() -> None:
 )
 def test_the_words_the_bot_asks_for_are_understood(client: httpx.Client, stack: Stack, text: str, intent: str) -> None:
     """Answers tell people to type these words: each must reach its intent."""
-    parsed = client.post(f"{stack.rasa_url}/model/parse", json={"text": text}).json()
+    parsed = client.post(f"{stack.rasa_url}/model/parse", params=stack.rasa_params, json={"text": text}).json()
     assert parsed["intent"]["name"] == intent
 
 
 def test_entities_are_normalised(client: httpx.Client, stack: Stack) -> None:
     parsed = client.post(
-        f"{stack.rasa_url}/model/parse", json={"text": "soy catracho, mi codigo es trt 7k4m q2xh 5"}
+        f"{stack.rasa_url}/model/parse",
+        params=stack.rasa_params,
+        json={"text": "soy catracho, mi codigo es trt 7k4m q2xh 5"},
     ).json()
     values = {(e["entity"], e["value"]) for e in parsed["entities"]}
     assert ("country", "HN") in values

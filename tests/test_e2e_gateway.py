@@ -67,7 +67,7 @@ def pseudonym(stack: Stack, channel: str, address: str) -> str:
 
 
 def user_turns(client: httpx.Client, stack: Stack, sender: str) -> int:
-    tracker = client.get(f"{stack.rasa_url}/conversations/{sender}/tracker").json()
+    tracker = client.get(f"{stack.rasa_url}/conversations/{sender}/tracker", params=stack.rasa_params).json()
     return sum(1 for e in tracker["events"] if e["event"] == "user")
 
 
@@ -118,7 +118,8 @@ def test_a_leading_slash_cannot_command_rasa(client: httpx.Client, stack: Stack)
     phone = new_phone()
     twilio_post(client, stack, "sms", sms_form(phone, "soy de honduras"))
     twilio_post(client, stack, "sms", sms_form(phone, "/restart"))
-    tracker = client.get(f"{stack.rasa_url}/conversations/{pseudonym(stack, 'sms', phone)}/tracker").json()
+    url = f"{stack.rasa_url}/conversations/{pseudonym(stack, 'sms', phone)}/tracker"
+    tracker = client.get(url, params=stack.rasa_params).json()
     assert not any(e["event"] == "restart" for e in tracker["events"])
     assert tracker["slots"]["country"] == "HN"
 

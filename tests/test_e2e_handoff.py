@@ -93,7 +93,7 @@ def waiting_handoff(engine: Engine, conversation: str) -> Handoff:
 
 
 def tracker(client: httpx.Client, stack: Stack, conversation: str) -> dict[str, object]:
-    answer = client.get(f"{stack.rasa_url}/conversations/{conversation}/tracker")
+    answer = client.get(f"{stack.rasa_url}/conversations/{conversation}/tracker", params=stack.rasa_params)
     assert answer.status_code == 200
     data: dict[str, object] = answer.json()
     return data
@@ -287,9 +287,14 @@ def test_a_long_hand_off_is_never_answered_by_the_bot(client: httpx.Client, stac
     """While paused, the person's messages pile up in Rasa's tracker (a paused conversation is
     never at rest, so the store does not cut it); the bot answers none of them."""
     sender = "long-" + new_phone().lstrip("+")
-    assert client.post(stack.webhook, json={"sender": sender, "message": "hola"}).json()
-    paused = client.post(f"{stack.rasa_url}/conversations/{sender}/tracker/events", json=[{"event": "pause"}])
+    token = stack.rasa_params
+    assert client.post(stack.webhook, params=token, json={"sender": sender, "message": "hola"}).json()
+    events = f"{stack.rasa_url}/conversations/{sender}/tracker/events"
+    paused = client.post(events, params=token, json=[{"event": "pause"}])
     assert paused.status_code == 200
-    answers = [client.post(stack.webhook, json={"sender": sender, "message": f"mensaje {n}"}) for n in range(110)]
+    answers = [
+        client.post(stack.webhook, params=token, json={"sender": sender, "message": f"mensaje {n}"})
+        for n in range(110)
+    ]
     assert all(a.status_code == 200 and a.json() == [] for a in answers)
     assert tracker(client, stack, sender)["paused"] is True

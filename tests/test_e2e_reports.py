@@ -220,7 +220,8 @@ def assert_nothing_in_clear(client: httpx.Client, stack: Stack) -> None:
     code, report_id = run_scripted_conversation(client, stack)
     assert scan(stack, scripted_secrets(code)) == []
     # Even decrypted, the tracker store kept the conversation's state, not its words.
-    tracker = client.get(f"{stack.rasa_url}/conversations/{pseudonym('sms', PHONE)}/tracker").text
+    url = f"{stack.rasa_url}/conversations/{pseudonym('sms', PHONE)}/tracker"
+    tracker = client.get(url, params=stack.rasa_params).text
     assert leaks({"decrypted tracker": tracker.encode()}, scripted_secrets(code)) == []
     # The scan could have failed: everything is there, sealed, for whoever holds the key.
     report = opened(stack, report_id)
@@ -270,7 +271,8 @@ def abandon_form(conversation: Conversation) -> None:
     """What a session expiry does to a form left halfway: the form closes, its slots stay
     (Rasa carries slots over sessions)."""
     url = f"{conversation.stack.rasa_url}/conversations/{conversation.sender}/tracker/events"
-    response = conversation.client.post(url, json=[{"event": "active_loop", "name": None}])
+    events = [{"event": "active_loop", "name": None}]
+    response = conversation.client.post(url, params=conversation.stack.rasa_params, json=events)
     assert response.status_code == 200, response.text
 
 

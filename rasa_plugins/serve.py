@@ -1,0 +1,48 @@
+"""`python -m rasa_plugins.serve [rasa run arguments]`: the Rasa server with its secrets.
+
+Rasa takes its HTTP API token only as `--auth-token` on the command line, which every local
+user can read (`ps`). This launcher reads the secrets Rasa needs from the environment or the
+keyring (HOTLINE_KEYS_DIR), puts them where Rasa reads them (its own argument list after
+start, and this process's environment for `${...}` in endpoints.yml and credentials.yml),
+and starts `rasa run`. The Rasa process holds: the Rasa token (gateway -> Rasa), the actions
+token (Rasa -> action server) and the tracker store key. Nothing else.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+from pathlib import Path
+
+from hotline.edge import read_token
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_secrets(keys_dir: Path) -> dict[str, str]:
+    """The environment variables Rasa's configuration files name, from the keyring."""
+    secrets = {
+        "HOTLINE_RASA_TOKEN": read_token(keys_dir, "rasa.token", "HOTLINE_RASA_TOKEN"),
+        "HOTLINE_ACTIONS_TOKEN": read_token(keys_dir, "actions.token", "HOTLINE_ACTIONS_TOKEN"),
+    }
+    tracker_key = os.environ.get("HOTLINE_TRACKER_KEY", "").strip()
+    if not tracker_key:
+        tracker_key = (keys_dir / "tracker.key").read_text(encoding="ascii").strip()
+    base64.b64decode(tracker_key, validate=True)  # fails here, clearly, rather than inside Rasa
+    secrets["HOTLINE_TRACKER_KEY"] = tracker_key
+    return secrets
+
+
+def main(argv: list[str]) -> None:
+    keys_dir = Path(os.environ.get("HOTLINE_KEYS_DIR") or ROOT / "keys")
+    secrets = load_secrets(keys_dir)
+    os.environ.update(secrets)
+    sys.argv = ["rasa", "run", *argv, "--auth-token", secrets["HOTLINE_RASA_TOKEN"]]
+    from rasa.__main__ import main as rasa_main
+
+    rasa_main()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
