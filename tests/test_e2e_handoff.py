@@ -293,8 +293,7 @@ def test_a_long_hand_off_is_never_answered_by_the_bot(client: httpx.Client, stac
     paused = client.post(events, params=token, json=[{"event": "pause"}])
     assert paused.status_code == 200
     answers = [
-        client.post(stack.webhook, params=token, json={"sender": sender, "message": f"mensaje {n}"})
-        for n in range(110)
+        client.post(stack.webhook, params=token, json={"sender": sender, "message": f"mensaje {n}"}) for n in range(110)
     ]
     assert all(a.status_code == 200 and a.json() == [] for a in answers)
     assert tracker(client, stack, sender)["paused"] is True
