@@ -17,12 +17,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from channels import terminal
 from channels.config import load_gateway_settings
 from channels.core import gateway_text
 from hotline.sms import to_gsm7
 from scripts.stack import ROOT, free_port, prepare_keys_and_database, sqlite_url
+from tests.test_console_browser import CHROMIUM_FLAGS
 
 SIMULATOR_ROUTES = [("GET", "/simulator"), ("POST", "/simulator/messages"), ("GET", "/simulator/outbox")]
 LOCAL_CLAIMS = {"X-Forwarded-For": "127.0.0.1", "X-Real-IP": "127.0.0.1", "Forwarded": "for=127.0.0.1"}
@@ -125,3 +127,19 @@ def test_the_terminal_chat_talks_through_the_simulator(development: str) -> None
         token = terminal.simulator_token(client, url)
         replies = terminal.send(client, url, "+50255560004", "hola", token)
     assert to_gsm7(gateway_text("assistant_unavailable")) in replies
+
+
+def test_the_page_in_a_browser_sends_its_token(development: str) -> None:
+    with sync_playwright() as playwright:
+        chromium = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{development}/simulator")
+            page.fill("#phone", "+50255560005")
+            page.fill("#text", "hola")
+            page.click("text=Enviar")
+            expect(page.locator(".bot").first).to_contain_text(to_gsm7(gateway_text("assistant_unavailable"))[:40])
+            expect(page.locator("#error")).to_have_text("")
+        finally:
+            browser.close()
