@@ -1,5 +1,5 @@
 """The channel gateway: one ASGI app (uvicorn) with a webhook per channel, the phone
-simulator for local use, and a health check. `python -m channels.app` serves it on
+simulator in development mode only, and a health check. `python -m channels.app` serves it on
 127.0.0.1:8000 (HOTLINE_GATEWAY_HOST / HOTLINE_GATEWAY_PORT).
 
 Answers: 403 for a forged or missing signature (nothing processed), 400 for a malformed
@@ -13,25 +13,24 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 
 from channels.base import BadRequest, ChannelAdapter, InboundMessage, InvalidSignature, SendError
 from channels.config import GatewaySettings, load_gateway_settings
 from channels.core import Gateway, build_gateway
+from channels.simulator import simulator_routes
 
 logger = logging.getLogger("channels.app")
 
 MAX_BODY_BYTES = 64 * 1024
 DRAIN_EVERY_SECONDS = 10.0
 PURGE_EVERY_SECONDS = 3600.0
-STATIC = Path(__file__).resolve().parent / "static"
 # Channels whose webhook answer carries the replies (TwiML); the others send them via their API.
 ANSWER_IN_WEBHOOK = {"sms", "whatsapp", "simulator"}
 
@@ -96,32 +95,6 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-async def simulator_page(request: Request) -> Response:
-    from channels.simulator import simulator_enabled
-
-    if not simulator_enabled():
-        return PlainTextResponse("not found", status_code=404)
-    return FileResponse(STATIC / "simulator.html", media_type="text/html; charset=utf-8")
-
-
-async def simulator_outbox(request: Request) -> Response:
-    """What was sent to a simulated phone outside a webhook answer (staff, late answers)."""
-    from channels.simulator import SimulatorChannel, simulator_address
-
-    gateway: Gateway = request.app.state.gateway
-    simulator = gateway.adapters.get("simulator")
-    if not isinstance(simulator, SimulatorChannel):
-        return PlainTextResponse("not found", status_code=404)
-    try:
-        await simulator.verify(request, b"")
-        address = simulator_address(request.query_params.get("look"), request.query_params.get("phone"))
-    except InvalidSignature:
-        return PlainTextResponse("forbidden", status_code=403)
-    except BadRequest:
-        return PlainTextResponse("bad request", status_code=400)
-    return JSONResponse({"replies": simulator.shown(address, simulator.take_outbox(address))})
-
-
 async def background_work(gateway: Gateway) -> None:
     """Answer kept messages when Rasa is back, hand back idle hand-offs; forget old
     deliveries every hour."""
@@ -140,9 +113,11 @@ async def background_work(gateway: Gateway) -> None:
 
 
 def create_app(settings: GatewaySettings | None = None, gateway: Gateway | None = None) -> Starlette:
+    chosen = gateway.settings if gateway else settings or load_gateway_settings()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.gateway = gateway or build_gateway(settings or load_gateway_settings())
+        app.state.gateway = gateway or build_gateway(chosen)
         worker = asyncio.create_task(background_work(app.state.gateway))
         try:
             yield
@@ -158,11 +133,10 @@ def create_app(settings: GatewaySettings | None = None, gateway: Gateway | None 
         Route("/webhooks/twilio/sms", webhook("sms"), methods=["POST"]),
         Route("/webhooks/twilio/whatsapp", webhook("whatsapp"), methods=["POST"]),
         Route("/webhooks/telegram", webhook("telegram"), methods=["POST"]),
-        Route("/simulator/messages", webhook("simulator"), methods=["POST"]),
-        Route("/simulator/outbox", simulator_outbox, methods=["GET"]),
-        Route("/simulator", simulator_page, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
     ]
+    if chosen.development:  # production: no simulator route at all
+        routes += simulator_routes(webhook("simulator"))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.router.routes.append(Mount("/console", app=console_app(lambda: getattr(app.state, "gateway", None))))
     return app

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from reports.config import ROOT
 
+MODES = ("production", "development")
+
 
 @dataclass(frozen=True)
 class GatewaySettings:
@@ -28,11 +30,26 @@ class GatewaySettings:
     telegram_bot_token: str | None = field(default=None, repr=False)
     telegram_webhook_secret: str | None = field(default=None, repr=False)
     telegram_api_url: str = "https://api.telegram.org"  # tests point it at a local fake
+    # HOTLINE_MODE: "development" (`make run`, the test stack) adds the phone simulator;
+    # in "production", the default, its routes do not exist.
+    mode: str = "production"
+
+    @property
+    def development(self) -> bool:
+        return self.mode == "development"
 
 
 def _text(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip()
     return value or None
+
+
+def _mode(env: Mapping[str, str]) -> str:
+    """A typo ("dev", "prod") stops the start-up rather than silently meaning either mode."""
+    mode = env.get("HOTLINE_MODE", "").strip().lower() or "production"
+    if mode not in MODES:
+        raise ValueError(f"HOTLINE_MODE must be one of {', '.join(MODES)}, not {mode!r}")
+    return mode
 
 
 def load_gateway_settings(env: Mapping[str, str] = os.environ) -> GatewaySettings:
@@ -53,4 +70,5 @@ def load_gateway_settings(env: Mapping[str, str] = os.environ) -> GatewaySetting
         telegram_bot_token=_text(env, "TELEGRAM_BOT_TOKEN"),
         telegram_webhook_secret=_text(env, "TELEGRAM_WEBHOOK_SECRET"),
         telegram_api_url=(_text(env, "HOTLINE_TELEGRAM_API_URL") or "https://api.telegram.org").rstrip("/"),
+        mode=_mode(env),
     )

@@ -42,7 +42,7 @@ from sqlalchemy.exc import IntegrityError
 
 from channels.base import ChannelAdapter, ConfigError, ContactStopped, InboundMessage, Reply, SendError
 from channels.config import GatewaySettings
-from channels.media import is_photo, without_metadata
+from channels.media import clean_photo, is_photo
 from hotline.content import render_all
 from hotline.danger import DangerLexicon
 from hotline.edge import sign_metadata
@@ -361,7 +361,8 @@ class Gateway:
 
     async def take_media(self, pseudonym: str, inbound: InboundMessage) -> Reply:
         """A photo sent while the person is writing a report is kept with it (metadata
-        stripped, sealed); anything else gets a polite answer and is not kept."""
+        stripped, sealed); anything else (another format, over a cap, a worker that
+        failed) gets a polite answer and is not kept."""
         photos = [m for m in inbound.media if is_photo(m.content_type)][:MAX_PHOTOS_PER_MESSAGE]
         adapter = self.adapters.get(inbound.channel)
         if not photos or adapter is None or not await self.writing_report(pseudonym):
@@ -373,7 +374,7 @@ class Gateway:
             except SendError as error:
                 logger.warning("photo not downloaded (%s)", error.code)
                 continue
-            clean = await asyncio.to_thread(without_metadata, content)
+            clean = await clean_photo(content)  # decoded in a keyless worker process, or refused
             if clean is None:
                 continue
             try:

@@ -1,31 +1,43 @@
-"""A phone simulator for local use without credentials: the page at /simulator (SMS or
+"""A phone simulator for development without credentials: the page at /simulator (SMS or
 WhatsApp look) posts here, and each message takes the same gateway path as a real one
 (pseudonym, duplicates, flood guard, Rasa), then comes back as the phone would show it.
 What is sent outside a webhook answer (a staff member's messages in a live hand-off, late
-answers) waits in a small in-memory outbox the page polls. Only from this machine, and off
-when HOTLINE_SIMULATOR=off (production)."""
+answers) waits in a small in-memory outbox the page polls.
+
+Its routes exist only in development mode (HOTLINE_MODE=development, set by `make run`);
+in production they are never registered. No client address is trusted (behind a reverse
+proxy every caller is 127.0.0.1): binding to 127.0.0.1 is the operator's part, and every
+request must carry this process's random token, which only the page served from here
+holds (another site in the browser cannot read it, so it cannot post: no CSRF), under a
+host name of this machine (a site rebinding its own name to 127.0.0.1 is refused). Anyone
+who can load the page can still invent phones, each with its own flood and lookup limits:
+that is why it is for development only."""
 
 from __future__ import annotations
 
+import hmac
 import json
-import os
+import secrets
 from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from functools import lru_cache
+from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
 
 from channels.base import BadRequest, ConfigError, InboundMessage, InvalidSignature, Media, Reply, SendResult
 from hotline.sms import sms_segments, to_gsm7
 
-LOCAL_HOSTS = {"127.0.0.1", "::1", "localhost", "testclient"}
+LOOPBACK_NAMES = {"127.0.0.1", "::1", "localhost"}
+TOKEN_HEADER = "X-Simulator-Token"
+TOKEN_PLACEHOLDER = "{{simulator_token}}"
+PAGE = Path(__file__).resolve().parent / "static" / "simulator.html"
 LOOKS = ("sms", "whatsapp")
 MAX_TEXT_CHARS = 10_000
 OUTBOX_PER_PHONE = 50
 OUTBOX_PHONES = 1000
-
-
-def simulator_enabled() -> bool:
-    return os.environ.get("HOTLINE_SIMULATOR", "on").strip().lower() not in ("off", "0", "false", "no")
 
 
 def simulator_address(look: object, phone: object) -> str:
@@ -35,16 +47,23 @@ def simulator_address(look: object, phone: object) -> str:
     return f"{look}:{phone}"
 
 
+def on_this_machine(request: Request) -> bool:
+    """The host name the browser asked for (not the client address) names this machine."""
+    return request.url.hostname in LOOPBACK_NAMES
+
+
 class SimulatorChannel:
     name = "simulator"
 
     def __init__(self) -> None:
         self.outbox: OrderedDict[str, deque[Reply]] = OrderedDict()
+        self.token = secrets.token_urlsafe(32)  # per process: only the page served here holds it
 
     async def verify(self, request: Request, body: bytes) -> None:
-        host = request.client.host if request.client else ""
-        if not simulator_enabled() or host not in LOCAL_HOSTS:
-            raise InvalidSignature("the simulator only answers this machine")
+        """The page's token and a host name of this machine; never the client address."""
+        token = request.headers.get(TOKEN_HEADER, "")
+        if not on_this_machine(request) or not hmac.compare_digest(token.encode(), self.token.encode()):
+            raise InvalidSignature("the simulator answers only its own page")
 
     async def parse_inbound(self, request: Request, body: bytes) -> list[InboundMessage]:
         if not request.headers.get("content-type", "").startswith("application/json"):
@@ -88,3 +107,48 @@ class SimulatorChannel:
 
     async def delete_messages(self, address: str, message_ids: list[str]) -> int:
         return 0
+
+
+@lru_cache(maxsize=1)
+def page_template() -> str:
+    return PAGE.read_text(encoding="utf-8")
+
+
+def simulator_of(request: Request) -> SimulatorChannel | None:
+    simulator = request.app.state.gateway.adapters.get("simulator")
+    return simulator if isinstance(simulator, SimulatorChannel) else None
+
+
+async def simulator_page(request: Request) -> Response:
+    """The page, with this process's token in it (never cached, never framed)."""
+    simulator = simulator_of(request)
+    if simulator is None:
+        return PlainTextResponse("not found", status_code=404)
+    if not on_this_machine(request):
+        return PlainTextResponse("forbidden", status_code=403)
+    headers = {"Cache-Control": "no-store", "Content-Security-Policy": "frame-ancestors 'none'"}
+    return HTMLResponse(page_template().replace(TOKEN_PLACEHOLDER, simulator.token), headers=headers)
+
+
+async def simulator_outbox(request: Request) -> Response:
+    """What was sent to a simulated phone outside a webhook answer (staff, late answers)."""
+    simulator = simulator_of(request)
+    if simulator is None:
+        return PlainTextResponse("not found", status_code=404)
+    try:
+        await simulator.verify(request, b"")
+        address = simulator_address(request.query_params.get("look"), request.query_params.get("phone"))
+    except InvalidSignature:
+        return PlainTextResponse("forbidden", status_code=403)
+    except BadRequest:
+        return PlainTextResponse("bad request", status_code=400)
+    return JSONResponse({"replies": simulator.shown(address, simulator.take_outbox(address))})
+
+
+def simulator_routes(messages: Callable[[Request], Awaitable[Response]]) -> list[Route]:
+    """Registered only in development mode; `messages` is the gateway's webhook for it."""
+    return [
+        Route("/simulator/messages", messages, methods=["POST"]),
+        Route("/simulator/outbox", simulator_outbox, methods=["GET"]),
+        Route("/simulator", simulator_page, methods=["GET"]),
+    ]

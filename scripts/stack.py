@@ -113,6 +113,7 @@ def _environment(stack: Stack) -> dict[str, str]:
         HOTLINE_KEYS_DIR=str(stack.keys_dir),
         HOTLINE_RASA_URLS=stack.rasa_url,
         HOTLINE_GATEWAY_PORT=stack.gateway_url.rsplit(":", 1)[1],
+        HOTLINE_MODE="development",  # the phone simulator: `make run` and the test stack only
         PTB_TIMEDELTA="true",  # python-telegram-bot 22: durations as timedelta, without a deprecation warning
     )
     env.setdefault("HOTLINE_PUBLIC_URL", stack.gateway_url)

@@ -286,14 +286,17 @@ def test_a_photo_sent_while_reporting_is_kept_without_metadata(
 
 
 def test_the_phone_simulator_takes_the_gateway_path(client: httpx.Client, stack: Stack) -> None:
+    from channels.terminal import token_in
+
     page = client.get(f"{stack.gateway_url}/simulator")
     assert page.status_code == 200 and "/simulator/messages" in page.text
-    url = f"{stack.gateway_url}/simulator/messages"
+    url, token = f"{stack.gateway_url}/simulator/messages", {"X-Simulator-Token": token_in(page.text)}
     message = {"look": "sms", "phone": "+50255550000", "text": "¿qué es la trata?", "id": secrets.token_hex(8)}
-    replies = client.post(url, json=message).json()["replies"]
+    replies = client.post(url, json=message, headers=token).json()["replies"]
     assert replies and all(r["segments"] and r["segments"] <= 2 for r in replies)
     assert not set("áíóú") & set("".join(r["text"] for r in replies))  # as the SMS arrives
-    assert client.post(url, json=message).json()["replies"] == []  # the same message id again: once
+    assert client.post(url, json=message, headers=token).json()["replies"] == []  # the same message id again: once
     whatsapp = {**message, "look": "whatsapp", "id": secrets.token_hex(8)}
-    assert any(set("áíóú") & set(r["text"]) for r in client.post(url, json=whatsapp).json()["replies"])
-    assert client.post(url, content=b"\xff", headers={"Content-Type": "application/json"}).status_code == 400
+    assert any(set("áíóú") & set(r["text"]) for r in client.post(url, json=whatsapp, headers=token).json()["replies"])
+    bad_json = {"Content-Type": "application/json", **token}
+    assert client.post(url, content=b"\xff", headers=bad_json).status_code == 400
