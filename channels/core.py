@@ -23,26 +23,25 @@ import hmac
 import json
 import logging
 import os
-import re
 import secrets
 import time
 from collections import defaultdict, deque
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
 import httpx
 import yaml
 from nacl.secret import SecretBox
-from sqlalchemy import Engine, delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine
 
 from channels.base import ChannelAdapter, ConfigError, ContactStopped, InboundMessage, Reply, SendError
 from channels.config import GatewaySettings
 from channels.media import clean_photo, is_photo
+from channels.rasa_client import RasaClient, RasaUnavailable
+from channels.state import GatewayStore
 from hotline.content import render_all
 from hotline.danger import DangerLexicon
 from hotline.edge import sign_metadata
@@ -53,20 +52,14 @@ from reports.config import load_settings
 from reports.crypto import seal_contact
 from reports.db import make_engine, transaction
 from reports.keys import Keys, load_edge_key, load_gateway_key, load_keys, load_rasa_token
-from reports.models import ChannelMessage, Delivery, Handoff, OptOut, PendingMessage, utcnow
+from reports.models import Handoff, utcnow
 from reports.service import keep_photo
 
 logger = logging.getLogger("channels.core")
 # An opaque id per inbound message for the log lines it causes (never the pseudonym).
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
 
-MENU_OPTION = re.compile(r"^([1-9]) (.+)$", re.MULTILINE)
-PENDING_MAX_AGE = timedelta(hours=24)  # a kept message older than this is dropped, not answered late
-# A delivery id is remembered longer than any report is kept: a captured signed webhook
-# replayed later must not be answered again (Twilio's signature carries no time).
-DELIVERY_MAX_AGE = timedelta(days=400)
 LATE_ANSWER_SECONDS = 120.0  # how long a slow Rasa answer is still awaited, to send it late
-TELEGRAM_DELETE_WINDOW = timedelta(hours=48)
 RATE_WINDOW_SECONDS = 60.0
 MAX_PHOTOS_PER_MESSAGE = 3
 
@@ -107,16 +100,6 @@ def safe_text(text: str) -> str:
     return neutralise_command(text.replace("\x00", ""))
 
 
-def replies_from_rasa(messages: list[dict[str, Any]]) -> list[Reply]:
-    replies = []
-    for message in messages:
-        text = str(message.get("text") or "").strip()
-        if text:
-            options = tuple((m.group(1), m.group(2).strip()) for m in MENU_OPTION.finditer(text))
-            replies.append(Reply(text=text, options=options if len(options) >= 2 else ()))
-    return replies
-
-
 @dataclass
 class Outcome:
     """What the pipeline made of a message: the replies, and whether the message was held
@@ -124,16 +107,6 @@ class Outcome:
 
     replies: list[Reply]
     held_back: bool = False
-
-
-class RasaUnavailable(Exception):
-    """Rasa could not be reached or answered with an error (the message is kept and sent
-    again later), or took too long (`received`: it has the message and may still act on
-    it, so sending it again could answer twice; the person is asked to write again)."""
-
-    def __init__(self, received: bool = False) -> None:
-        super().__init__("received" if received else "not received")
-        self.received = received
 
 
 class FloodGuard:
@@ -182,6 +155,7 @@ class Gateway:
 
     def __post_init__(self) -> None:
         self.late_answers: set[asyncio.Future[None]] = set()
+        self.store = GatewayStore(self.engine, self.gateway_key)
         self.box = SecretBox(self.gateway_key)
         self.flood = FloodGuard(self.settings.messages_per_minute)
         self.danger = DangerLexicon.from_file()
@@ -192,11 +166,13 @@ class Gateway:
         """The sender as everything past the gateway knows it (Rasa, actions, logs)."""
         return hmac.new(self.gateway_key, f"{channel}:{address}".encode(), hashlib.sha256).hexdigest()[:32]
 
+    @property
+    def rasa(self) -> RasaClient:
+        """The Rasa client for the current settings (cheap: it shares the HTTP pool)."""
+        return RasaClient(self.settings.rasa_urls, self.http, self.settings.rasa_timeout_seconds, self.rasa_token)
+
     def rasa_url(self, pseudonym: str) -> str:
-        """Always the same Rasa replica for a sender: Rasa 3.6's lock store is not enough
-        to keep one conversation's turns in order across replicas (design.md)."""
-        urls = self.settings.rasa_urls
-        return urls[int(pseudonym[:8], 16) % len(urls)]
+        return self.rasa.url_for(pseudonym)
 
     # -- the pipeline ------------------------------------------------------------------
 
@@ -307,15 +283,10 @@ class Gateway:
 
     async def _post_to_rasa(self, pseudonym: str, inbound: InboundMessage, text: str) -> list[Reply]:
         started = time.monotonic()
-        response = await self._rasa_call(
-            "POST",
-            pseudonym,
-            "/webhooks/gateway/webhook",
-            json={"sender": pseudonym, "message": text, "metadata": self.edge_metadata(pseudonym, inbound)},
-            timeout=LATE_ANSWER_SECONDS,
-        )
+        metadata = self.edge_metadata(pseudonym, inbound)
+        replies = await self.rasa.message(pseudonym, text, metadata, timeout=LATE_ANSWER_SECONDS)
         logger.info("answered channel=%s ms=%.0f", inbound.channel, (time.monotonic() - started) * 1000)
-        return replies_from_rasa(response.json())
+        return replies
 
     def edge_metadata(self, pseudonym: str, inbound: InboundMessage) -> dict[str, str]:
         """What the actions may trust about a message: its channel and the sealed reply
@@ -340,24 +311,6 @@ class Gateway:
         task = asyncio.ensure_future(deliver_when_done())
         self.late_answers.add(task)
         task.add_done_callback(self.late_answers.discard)
-
-    async def _rasa_call(self, method: str, pseudonym: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One call to the sender's Rasa server with the Rasa token; every failure is a
-        RasaUnavailable (received=True when Rasa may have taken it), logged without content."""
-        kwargs.setdefault("timeout", self.settings.rasa_timeout_seconds)
-        params = {**kwargs.pop("params", {}), "token": self.rasa_token}
-        try:
-            response = await self.http.request(method, f"{self.rasa_url(pseudonym)}{path}", params=params, **kwargs)
-        except (httpx.ReadTimeout, httpx.WriteTimeout) as error:
-            logger.warning("rasa too slow (%s)", type(error).__name__)
-            raise RasaUnavailable(received=True) from None
-        except httpx.HTTPError as error:
-            logger.warning("rasa unavailable (%s)", type(error).__name__)
-            raise RasaUnavailable from None
-        if response.status_code != 200:
-            logger.warning("rasa answered %d", response.status_code)
-            raise RasaUnavailable
-        return response
 
     async def take_media(self, pseudonym: str, inbound: InboundMessage) -> Reply:
         """A photo sent while the person is writing a report is kept with it (metadata
@@ -388,11 +341,8 @@ class Gateway:
     async def writing_report(self, pseudonym: str) -> bool:
         """Whether this sender is inside the report form (Rasa's tracker says so)."""
         try:
-            response = await self._rasa_call(
-                "GET", pseudonym, f"/conversations/{pseudonym}/tracker", params={"include_events": "NONE"}
-            )
-            loop = response.json().get("active_loop") or {}
-        except (RasaUnavailable, ValueError, AttributeError):
+            loop = (await self.rasa.tracker(pseudonym, include_events="NONE")).get("active_loop") or {}
+        except (RasaUnavailable, AttributeError):
             return False
         return bool(loop.get("name") == "report_form")
 
@@ -451,23 +401,18 @@ class Gateway:
 
     async def pause(self, pseudonym: str) -> None:
         """Rasa stops answering this conversation (its `pause` event); it still logs it."""
-        await self._append_events(pseudonym, [{"event": "pause"}])
+        await self.rasa.append_events(pseudonym, [{"event": "pause"}])
 
     async def resume(self, pseudonym: str) -> None:
         """Rasa answers again; `action_listen` leaves the tracker waiting for the person."""
-        await self._append_events(pseudonym, [{"event": "resume"}, {"event": "action", "name": "action_listen"}])
-
-    async def _append_events(self, pseudonym: str, events: list[dict[str, str]]) -> None:
-        path = f"/conversations/{pseudonym}/tracker/events"
-        await self._rasa_call("POST", pseudonym, path, params={"include_events": "NONE"}, json=events)
+        await self.rasa.append_events(pseudonym, [{"event": "resume"}, {"event": "action", "name": "action_listen"}])
 
     async def history(self, pseudonym: str, limit: int = 12) -> list[tuple[bool, str]]:
         """The conversation's last messages in Rasa's tracker, as (from the person?, text):
         what the staff member reads before taking it over. [] when Rasa cannot say."""
         try:
-            response = await self._rasa_call("GET", pseudonym, f"/conversations/{pseudonym}/tracker")
-            events = response.json().get("events") or []
-        except (RasaUnavailable, ValueError, AttributeError):
+            events = (await self.rasa.tracker(pseudonym)).get("events") or []
+        except (RasaUnavailable, AttributeError):
             return []
         said = [
             (e.get("event") == "user", str(e.get("text")))
@@ -529,109 +474,48 @@ class Gateway:
     async def drain_pending(self) -> int:
         """Answer the kept messages, oldest first, while Rasa answers; returns how many."""
         answered = 0
-        rows = await asyncio.to_thread(self._pending_rows)
-        for row_id, pseudonym, channel, sealed in rows:
-            payload = json.loads(self.box.decrypt(sealed))
-            inbound = InboundMessage(channel, payload["address"], payload["text"], delivery_id=f"pending-{row_id}")
+        for row in await asyncio.to_thread(self.store.pending_rows):
+            payload = json.loads(self.box.decrypt(row.sealed))
+            inbound = InboundMessage(row.channel, payload["address"], payload["text"], delivery_id=f"p-{row.row_id}")
             try:
-                replies = await self.ask_rasa(pseudonym, inbound, safe_text(inbound.text))
+                replies = await self.ask_rasa(row.pseudonym, inbound, safe_text(inbound.text))
             except RasaUnavailable as unavailable:
                 if unavailable.received:  # Rasa has it now: its answer is sent when it comes
-                    await asyncio.to_thread(self._delete_pending, row_id)
+                    await asyncio.to_thread(self.store.delete_pending, row.row_id)
                 break
             try:
                 await self.deliver(inbound, replies)
             except SendError as error:
                 logger.warning("late answer not sent (%s)", error.code)
-            await asyncio.to_thread(self._delete_pending, row_id)
+            await asyncio.to_thread(self.store.delete_pending, row.row_id)
             answered += 1
         return answered
 
-    def _pending_rows(self) -> list[tuple[int, str, str, bytes]]:
-        with transaction(self.engine) as session:
-            session.execute(delete(PendingMessage).where(PendingMessage.received_at < utcnow() - PENDING_MAX_AGE))
-            rows = session.execute(
-                select(
-                    PendingMessage.id, PendingMessage.pseudonym, PendingMessage.channel, PendingMessage.sealed
-                ).order_by(PendingMessage.id)
-            ).all()
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
-
-    def _delete_pending(self, row_id: int) -> None:
-        with transaction(self.engine) as session:
-            session.execute(delete(PendingMessage).where(PendingMessage.id == row_id))
-
     async def _keep_pending(self, pseudonym: str, inbound: InboundMessage) -> None:
         sealed = self.box.encrypt(json.dumps({"address": inbound.address, "text": inbound.text}).encode())
-
-        def insert() -> None:
-            with transaction(self.engine) as session:
-                session.add(
-                    PendingMessage(
-                        pseudonym=pseudonym, channel=inbound.channel, sealed=bytes(sealed), received_at=utcnow()
-                    )
-                )
-
-        await asyncio.to_thread(insert)
+        await asyncio.to_thread(self.store.keep_pending, pseudonym, inbound.channel, bytes(sealed))
         logger.info("message kept until the assistant is back")
 
-    # -- small stores ------------------------------------------------------------------
+    # -- the gateway's own state (channels/state.py), from the event loop ----------------
 
     async def _first_delivery(self, inbound: InboundMessage) -> bool:
-        key = hmac.new(self.gateway_key, f"{inbound.channel}:{inbound.delivery_id}".encode(), hashlib.sha256)
-
-        def insert() -> bool:
-            try:
-                with transaction(self.engine) as session:
-                    session.add(Delivery(delivery_hash=key.hexdigest(), received_at=utcnow()))
-            except IntegrityError:
-                return False
-            return True
-
-        return await asyncio.to_thread(insert)
+        return await asyncio.to_thread(self.store.first_delivery, inbound.channel, inbound.delivery_id)
 
     async def _set_opt_out(self, pseudonym: str, opted_out: bool) -> None:
-        def update() -> None:
-            with transaction(self.engine) as session:
-                session.execute(delete(OptOut).where(OptOut.pseudonym == pseudonym))
-                if opted_out:
-                    session.add(OptOut(pseudonym=pseudonym, opted_out_at=utcnow()))
-
-        await asyncio.to_thread(update)
+        await asyncio.to_thread(self.store.set_opt_out, pseudonym, opted_out)
 
     async def _is_opted_out(self, pseudonym: str) -> bool:
-        def query() -> bool:
-            with transaction(self.engine) as session:
-                return session.get(OptOut, pseudonym) is not None
-
-        return await asyncio.to_thread(query)
+        return await asyncio.to_thread(self.store.is_opted_out, pseudonym)
 
     async def _remember_message(self, pseudonym: str, message_id: str) -> None:
-        def insert() -> None:
-            with transaction(self.engine) as session:
-                session.add(ChannelMessage(pseudonym=pseudonym, message_id=message_id, sent_at=utcnow()))
-
-        await asyncio.to_thread(insert)
+        await asyncio.to_thread(self.store.remember_message, pseudonym, message_id)
 
     async def _forget_messages(self, pseudonym: str) -> list[str]:
-        def take() -> list[str]:
-            with transaction(self.engine) as session:
-                recent = utcnow() - TELEGRAM_DELETE_WINDOW
-                ids = session.scalars(
-                    select(ChannelMessage.message_id).where(
-                        ChannelMessage.pseudonym == pseudonym, ChannelMessage.sent_at > recent
-                    )
-                ).all()
-                session.execute(delete(ChannelMessage).where(ChannelMessage.pseudonym == pseudonym))
-                return list(ids)
-
-        return await asyncio.to_thread(take)
+        return await asyncio.to_thread(self.store.forget_messages, pseudonym)
 
     def purge(self) -> None:
         """Forget what is no longer needed: old deliveries, undeletable message ids."""
-        with transaction(self.engine) as session:
-            session.execute(delete(Delivery).where(Delivery.received_at < utcnow() - DELIVERY_MAX_AGE))
-            session.execute(delete(ChannelMessage).where(ChannelMessage.sent_at < utcnow() - TELEGRAM_DELETE_WINDOW))
+        self.store.purge()
 
 
 def build_gateway(settings: GatewaySettings, adapters: Mapping[str, ChannelAdapter] | None = None) -> Gateway:

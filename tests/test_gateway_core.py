@@ -19,7 +19,8 @@ from sqlalchemy import Engine, func, select
 
 from channels.base import InboundMessage, Media
 from channels.config import GatewaySettings
-from channels.core import FloodGuard, Gateway, emergency_page, gateway_text, replies_from_rasa, safe_text
+from channels.core import FloodGuard, Gateway, emergency_page, gateway_text, safe_text
+from channels.rasa_client import replies_from_rasa
 from hotline.content import load_facts
 from reports.db import transaction
 from reports.keys import load_gateway_key, load_keys
@@ -204,7 +205,7 @@ def test_in_a_live_hand_off_rasa_down_changes_nothing_for_the_person(gateway: Ga
 
 
 def test_pause_resume_and_the_idle_sweep_with_rasa_down(gateway: Gateway, engine: Engine) -> None:
-    from channels.core import RasaUnavailable
+    from channels.rasa_client import RasaUnavailable
     from reports.models import Handoff, utcnow
 
     handoff_id = hold(gateway, engine)

@@ -1,0 +1,98 @@
+"""The gateway's own state in the reports database: delivery ids already seen, people who
+opted out, ids of messages sent on channels that can delete them, and messages kept while
+Rasa was down (sealed with the gateway key). Blocking calls: the core runs them in threads.
+No address and no text in clear: pseudonyms, keyed hashes and sealed boxes only."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.exc import IntegrityError
+
+from reports.db import transaction
+from reports.models import ChannelMessage, Delivery, OptOut, PendingMessage, utcnow
+
+PENDING_MAX_AGE = timedelta(hours=24)  # a kept message older than this is dropped, not answered late
+# A delivery id is remembered longer than any report is kept: a captured signed webhook
+# replayed later must not be answered again (Twilio's signature carries no time).
+DELIVERY_MAX_AGE = timedelta(days=400)
+DELETABLE_WINDOW = timedelta(hours=48)  # Telegram lets a bot delete messages this long
+
+
+@dataclass(frozen=True)
+class PendingRow:
+    row_id: int
+    pseudonym: str
+    channel: str
+    sealed: bytes
+
+
+@dataclass
+class GatewayStore:
+    engine: Engine
+    gateway_key: bytes
+
+    def first_delivery(self, channel: str, delivery_id: str) -> bool:
+        """Record a provider's delivery id; False when it was seen before (a retry, a replay)."""
+        key = hmac.new(self.gateway_key, f"{channel}:{delivery_id}".encode(), hashlib.sha256).hexdigest()
+        try:
+            with transaction(self.engine) as session:
+                session.add(Delivery(delivery_hash=key, received_at=utcnow()))
+        except IntegrityError:
+            return False
+        return True
+
+    def set_opt_out(self, pseudonym: str, opted_out: bool) -> None:
+        with transaction(self.engine) as session:
+            session.execute(delete(OptOut).where(OptOut.pseudonym == pseudonym))
+            if opted_out:
+                session.add(OptOut(pseudonym=pseudonym, opted_out_at=utcnow()))
+
+    def is_opted_out(self, pseudonym: str) -> bool:
+        with transaction(self.engine) as session:
+            return session.get(OptOut, pseudonym) is not None
+
+    def remember_message(self, pseudonym: str, message_id: str) -> None:
+        """A message id the channel lets us delete later (erasure)."""
+        with transaction(self.engine) as session:
+            session.add(ChannelMessage(pseudonym=pseudonym, message_id=message_id, sent_at=utcnow()))
+
+    def forget_messages(self, pseudonym: str) -> list[str]:
+        """The still-deletable message ids of a conversation; all its ids are forgotten."""
+        with transaction(self.engine) as session:
+            ids = session.scalars(
+                select(ChannelMessage.message_id).where(
+                    ChannelMessage.pseudonym == pseudonym, ChannelMessage.sent_at > utcnow() - DELETABLE_WINDOW
+                )
+            ).all()
+            session.execute(delete(ChannelMessage).where(ChannelMessage.pseudonym == pseudonym))
+            return list(ids)
+
+    def keep_pending(self, pseudonym: str, channel: str, sealed: bytes) -> None:
+        with transaction(self.engine) as session:
+            session.add(PendingMessage(pseudonym=pseudonym, channel=channel, sealed=sealed, received_at=utcnow()))
+
+    def pending_rows(self) -> list[PendingRow]:
+        """Kept messages, oldest first; those too old to answer are dropped first."""
+        with transaction(self.engine) as session:
+            session.execute(delete(PendingMessage).where(PendingMessage.received_at < utcnow() - PENDING_MAX_AGE))
+            rows = session.execute(
+                select(
+                    PendingMessage.id, PendingMessage.pseudonym, PendingMessage.channel, PendingMessage.sealed
+                ).order_by(PendingMessage.id)
+            ).all()
+        return [PendingRow(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def delete_pending(self, row_id: int) -> None:
+        with transaction(self.engine) as session:
+            session.execute(delete(PendingMessage).where(PendingMessage.id == row_id))
+
+    def purge(self) -> None:
+        """Forget what is no longer needed: old deliveries, undeletable message ids."""
+        with transaction(self.engine) as session:
+            session.execute(delete(Delivery).where(Delivery.received_at < utcnow() - DELIVERY_MAX_AGE))
+            session.execute(delete(ChannelMessage).where(ChannelMessage.sent_at < utcnow() - DELETABLE_WINDOW))
