@@ -23,7 +23,6 @@ from tests.fake_twilio import FakeTwilio
 os.environ.setdefault("PTB_TIMEDELTA", "true")  # python-telegram-bot 22 warns without it (warnings are errors here)
 
 
-
 @pytest.fixture(autouse=True)
 def _rasa_is_ready(request: pytest.FixtureRequest) -> None:
     """Rasa tests without the Rasa environment or model fail, never skip."""
@@ -111,6 +110,7 @@ def stack(
         free_port(),
         free_port(),
         gateway_port,
+        free_port(),
         tracker_url=sqlite_url(work / "tracker.db"),
         database_url=sqlite_url(work / "reports.db"),
         keys_dir=work / "keys",
