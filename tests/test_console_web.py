@@ -1,11 +1,18 @@
-"""The staff console over real HTTP: uvicorn serves it, mounted at /console, on an ephemeral
-127.0.0.1 port (SQLite); a test clock moves time instead of sleeping."""
+"""The staff console over real HTTP: uvicorn serves the console's app (create_server_app, what
+`python -m console.app` serves: the pages under /console) on an ephemeral 127.0.0.1 port
+(SQLite); a test clock moves time instead of sleeping. `run_console` starts the console's own
+process instead, on the wall clock (tests/test_console_browser.py)."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,14 +25,13 @@ import pyotp
 import pytest
 import uvicorn
 from sqlalchemy import Engine, select
-from starlette.applications import Starlette
-from starlette.routing import Mount
 
 from console import auth, keys
-from console.app import COOKIE_NAME, FAILED_LOGIN, create_console_app
+from console.app import COOKIE_NAME, FAILED_LOGIN, create_server_app
 from console.config import ConsoleSettings
 from reports.db import make_engine, transaction, upgrade
 from reports.models import AuditEntry, StaffAccount
+from scripts.stack import ROOT, free_port, spawn
 
 START = datetime(2026, 11, 29, 12, 0, 10, tzinfo=UTC)
 PASSWORD = "correcto caballo batería grapa"
@@ -41,6 +47,16 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
+
+class WallClock(Clock):
+    """The real time: a console in its own process runs on it (nothing can move it)."""
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC)
+
+    def advance(self, **delta: float) -> None:
+        raise AssertionError("the console process's clock cannot be moved: use `serve`")
 
 
 @dataclass
@@ -96,7 +112,7 @@ def serve(tmp_path: Path, **overrides: Any) -> Iterator[Console]:
     values: dict[str, Any] = {"database_url": url, "keys_dir": tmp_path / "keys", "insecure_cookies": True}
     values.update(overrides)
     settings = ConsoleSettings(clock=clock, **values)
-    app = Starlette(routes=[Mount("/console", app=create_console_app(settings, engine))])
+    app = create_server_app(settings, engine)  # lifespan off: no relay to a gateway
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)  # connections wait in the backlog until uvicorn accepts: no start-up polling
@@ -111,6 +127,50 @@ def serve(tmp_path: Path, **overrides: Any) -> Iterator[Console]:
         thread.join(timeout=30)
         sock.close()
         engine.dispose()
+
+
+@contextmanager
+def run_console(tmp_path: Path, timeout: float = 60.0) -> Iterator[Console]:
+    """`python -m console.app` in its own process (production mode, plain-http cookies) on
+    a free port, with tmp_path's keyring and a migrated SQLite database; stopped afterwards."""
+    url = f"sqlite:///{tmp_path / 'console.db'}"
+    upgrade(url)
+    key = keys.load_console_key(tmp_path / "keys", {})  # made here first: the process reads the same file
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HOTLINE_DATABASE_URL": url,
+        "HOTLINE_KEYS_DIR": str(tmp_path / "keys"),
+        "HOTLINE_CONSOLE_PORT": str(port),
+        "HOTLINE_CONSOLE_INSECURE_COOKIES": "1",
+        "HOTLINE_GATEWAY_URL": f"http://127.0.0.1:{free_port()}",  # no gateway: nothing else is reached
+    }
+    for name in ("HOTLINE_CONSOLE_MODE", "HOTLINE_CONSOLE_KEY", "HOTLINE_CONSOLE_SECRET", "HOTLINE_RELAY_KEY"):
+        env.pop(name, None)
+    process = spawn("console", [sys.executable, "-m", "console.app"], env, tmp_path)
+    engine = make_engine(url)
+    try:
+        _wait_for_health(process, f"http://127.0.0.1:{port}/console/health", tmp_path / "console.log", timeout)
+        yield Console(f"http://127.0.0.1:{port}/console", engine, WallClock(), key)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        engine.dispose()
+
+
+def _wait_for_health(process: subprocess.Popen[bytes], url: str, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=2) as client:
+        while True:
+            assert process.poll() is None, log.read_text(errors="replace")
+            try:
+                if client.get(url).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"the console did not start: {log.read_text(errors='replace')}"
+            time.sleep(0.2)  # polling a starting server, with a deadline
 
 
 @pytest.fixture
