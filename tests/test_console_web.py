@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,12 @@ from sqlalchemy import Engine, select
 from console import auth, keys
 from console.app import COOKIE_NAME, FAILED_LOGIN, create_server_app
 from console.config import ConsoleSettings
+from console.labels import label
+from reports import crypto, handoffs
+from reports.config import load_settings
 from reports.db import make_engine, transaction, upgrade
-from reports.models import AuditEntry, StaffAccount
+from reports.keys import init_keyring, load_keys
+from reports.models import AuditEntry, Handoff, StaffAccount
 from scripts.stack import ROOT, free_port, spawn
 
 START = datetime(2026, 11, 29, 12, 0, 10, tzinfo=UTC)
@@ -386,3 +391,28 @@ def test_development_mode_skips_totp_only_for_accounts_without_one(tmp_path: Pat
 def test_cookies_are_secure_unless_told_otherwise(tmp_path: Path) -> None:
     with serve(tmp_path, insecure_cookies=False) as served, served.client() as client:
         assert "; secure" in client.get("/login").headers["set-cookie"].lower()
+
+
+def test_the_console_process_without_a_reachable_gateway_says_so_and_changes_nothing(tmp_path: Path) -> None:
+    """The console's own process, whose gateway relay is down: taking a conversation gets the
+    "not connected to the gateway" page (503) and leaves it waiting, unaudited as taken."""
+    init_keyring(tmp_path / "keys")
+    public = load_keys(load_settings({"HOTLINE_KEYS_DIR": str(tmp_path / "keys")})).public_key
+    with run_console(tmp_path) as console:
+        with transaction(console.engine) as session:
+            handoff = handoffs.request_handoff(
+                session, "ab" * 16, "sms", "asked", crypto.seal_contact(public, "sms", "+50255550123"), console.clock()
+            )
+            session.flush()
+            handoff_id = handoff.id
+        console.add("ana", "agent")
+        with console.client() as client:
+            log_in(console, client, "ana")
+            page = client.get(f"/conversaciones/{handoff_id}")
+            assert page.status_code == 200  # what was said before is simply not shown without the gateway
+            taken = client.post(f"/conversaciones/{handoff_id}/atender", data={"csrf": csrf(client, "/")})
+            assert taken.status_code == 503 and escape(label("handoff", "no_gateway")) in taken.text
+        with transaction(console.engine) as session:
+            stored = session.get(Handoff, handoff_id)
+            assert stored is not None and (stored.state, stored.staff_id) == ("waiting", None)
+        assert ("ana", "handoff_taken") not in console.actions()
