@@ -66,7 +66,8 @@ def authentic(key: bytes | None, request: Request, body: bytes, now: float) -> b
     sent = request.headers.get(SIGNATURE_HEADER, "")
     expected = signature(key or b"\0" * 32, request.method, request.url.path, timestamp, nonce, body)
     matches = hmac.compare_digest(sent.encode("ascii", "replace"), expected.encode("ascii"))
-    fresh = timestamp.isdigit() and abs(now - int(timestamp)) <= MAX_AGE_SECONDS
+    fresh = timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12
+    fresh = fresh and abs(now - int(timestamp)) <= MAX_AGE_SECONDS
     return key is not None and matches and fresh and 16 <= len(nonce) <= 128
 
 

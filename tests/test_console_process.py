@@ -171,6 +171,7 @@ def test_relay_calls_not_signed_fresh_and_new_are_refused_and_do_nothing(
         headers, body = signed(stack, name, payload)
         assert relay_post(client, stack, name, headers, body + b" ") == 403  # the body changed after signing
         assert relay_post(client, stack, name, {**headers, NONCE_HEADER: "x" * 32}, body) == 403  # another nonce
+        assert relay_post(client, stack, name, {**headers, TIMESTAMP_HEADER: "9" * 5000}, body) == 403
     assert tracker(client, stack, conversation)["paused"] is False
     assert sent_to(fake_twilio, phone) == []
 
