@@ -58,7 +58,7 @@ $(MODEL): $(TRAIN_INPUTS) build/.content $(RASA_VENV)/.installed
 
 model: $(MODEL) ## Train the model if data, domain or config changed
 
-run: setup $(MODEL) ## Start the hotline locally (Rasa :5005, actions :5055, gateway :8000) and chat in the terminal
+run: setup $(MODEL) ## Start the hotline locally (Rasa :5005, actions :5055, gateway :8000, console :8100) and chat in the terminal
 	$(PY) -m scripts.run
 
 audit: $(APP_VENV)/.installed ## List facts that are not verified or whose check is old

@@ -24,7 +24,7 @@ from bench.latency import percentile
 from bench.results import replace_section
 from scripts.stack import ROOT, Stack, running_stack, sqlite_url
 
-RASA_PORT, ACTIONS_PORT, GATEWAY_PORT = 5215, 5265, 8215
+RASA_PORT, ACTIONS_PORT, GATEWAY_PORT, CONSOLE_PORT = 5215, 5265, 8215, 8315
 TOKEN = secrets.token_hex(16)  # a throwaway Twilio auth token for this run
 TURNS = ["hola", "que es la trata", "que papeles llevo", "donde hay un albergue", "gracias"]
 
@@ -81,6 +81,7 @@ def main() -> int:
             RASA_PORT,
             ACTIONS_PORT,
             GATEWAY_PORT,
+            CONSOLE_PORT,
             tracker_url=sqlite_url(work / "tracker.db"),
             database_url=sqlite_url(work / "reports.db"),
             keys_dir=work / "keys",

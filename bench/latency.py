@@ -25,7 +25,7 @@ import httpx
 from bench.results import replace_section
 from scripts.stack import MODEL, RASA, RASA_PROJECT_ARGS, ROOT, Stack, rasa_environment, running_stack, sqlite_url
 
-RASA_PORT, ACTIONS_PORT, GATEWAY_PORT = 5205, 5255, 8205
+RASA_PORT, ACTIONS_PORT, GATEWAY_PORT, CONSOLE_PORT = 5205, 5255, 8205, 8305
 RESPONSE_TURNS = ["que papeles llevo", "que es la trata", "donde hay un albergue", "puedo pedir asilo", "hola"]
 JOB_ANSWERS = ["me ofrecen chamba en cancun es real?", "si", "no", "no", "no"]  # then "si" runs the action
 # What the issue measured on this machine kind (rasa 3.6.21, one process, in-memory tracker).
@@ -133,6 +133,7 @@ def measure(quick: bool) -> dict[str, float]:
             RASA_PORT,
             ACTIONS_PORT,
             GATEWAY_PORT,
+            CONSOLE_PORT,
             tracker_url=sqlite_url(work / "tracker.db"),
             database_url=sqlite_url(work / "reports.db"),
             keys_dir=work / "keys",

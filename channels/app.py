@@ -1,6 +1,9 @@
 """The channel gateway: one ASGI app (uvicorn) with a webhook per channel, the phone
-simulator in development mode only, and a health check. `python -m channels.app` serves it on
-127.0.0.1:8000 (HOTLINE_GATEWAY_HOST / HOTLINE_GATEWAY_PORT).
+simulator in development mode only, the staff console's signed internal relay
+(channels/relay.py) and a health check. `python -m channels.app` serves it on 127.0.0.1:8000
+(HOTLINE_GATEWAY_HOST / HOTLINE_GATEWAY_PORT). It holds the staff public key only: the
+console (the one process with the private key) is its own process and reaches it through
+the relay.
 
 Answers: 403 for a forged or missing signature (nothing processed), 400 for a malformed
 request, 413 for a body over 64 kB, 200 for what we ignore; a 500 only for our own bugs.
@@ -19,12 +22,15 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 
+from channels import relay
 from channels.base import BadRequest, ChannelAdapter, InboundMessage, InvalidSignature, SendError
 from channels.config import GatewaySettings, load_gateway_settings
 from channels.core import Gateway, build_gateway
 from channels.simulator import simulator_routes
+from reports.config import load_settings
+from reports.keys import KeyringError, load_relay_key
 
 logger = logging.getLogger("channels.app")
 
@@ -118,6 +124,8 @@ def create_app(settings: GatewaySettings | None = None, gateway: Gateway | None 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.gateway = gateway or build_gateway(chosen)
+        app.state.relay_key = relay_key(chosen)
+        app.state.relay_nonces = relay.NonceMemory()
         worker = asyncio.create_task(background_work(app.state.gateway))
         try:
             yield
@@ -137,18 +145,24 @@ def create_app(settings: GatewaySettings | None = None, gateway: Gateway | None 
     ]
     if chosen.development:  # production: no simulator route at all
         routes += simulator_routes(webhook("simulator"))
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.router.routes.append(Mount("/console", app=console_app(lambda: getattr(app.state, "gateway", None))))
-    return app
+    return Starlette(routes=routes + relay.routes(), lifespan=lifespan)
 
 
-def console_app(relay: Callable[[], Gateway | None]) -> Starlette:
-    """The staff console (console/), served by the same process under /console; `relay`
-    gives it this gateway (once started) to pause Rasa and write to people."""
-    from console.app import create_console_app
-    from console.config import load_console_settings
-
-    return create_console_app(load_console_settings(), relay=relay)
+def relay_key(settings: GatewaySettings) -> bytes | None:
+    """The console relay's key (keys/relay.key or HOTLINE_RELAY_KEY); without it every relay
+    call is refused. Only this key: the staff private key never enters the gateway."""
+    base = load_settings(
+        {
+            "HOTLINE_DATABASE_URL": settings.database_url,
+            "HOTLINE_KEYS_DIR": str(settings.keys_dir),
+            "HOTLINE_RELAY_KEY": os.environ.get("HOTLINE_RELAY_KEY", ""),
+        }
+    )
+    try:
+        return load_relay_key(base)
+    except (KeyringError, ValueError) as error:
+        logger.warning("console relay disabled: %s", error)
+        return None
 
 
 def main() -> None:

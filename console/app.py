@@ -1,6 +1,10 @@
-"""The console web app (Starlette), meant to be mounted at `/console`:
+"""The console web app (Starlette), served under `/console` by its own process:
 
-    app = Starlette(routes=[Mount("/console", app=create_console_app(load_console_settings()))])
+    python -m console.app      # HOTLINE_CONSOLE_HOST:HOTLINE_CONSOLE_PORT, default 127.0.0.1:8100
+
+It is the only process that holds the staff private key (keys/reports.key). It reaches the
+channel gateway (HOTLINE_GATEWAY_URL) through the signed relay (console/relay.py) to pause
+Rasa and write to people; the gateway holds only the public key.
 
 Sessions live in a signed cookie (HttpOnly, SameSite=Strict, Secure unless
 HOTLINE_CONSOLE_INSECURE_COOKIES=1) holding only ids, times and the CSRF token; idle and
@@ -10,16 +14,20 @@ CSRF token. Pages are Spanish, server-rendered, autoescaped.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from html import escape
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jinja2
+import uvicorn
 from nacl.public import PrivateKey
 from sqlalchemy import Engine, select
 from starlette.applications import Starlette
@@ -30,18 +38,22 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console import auth, keys
-from console.config import ConsoleSettings
+from console.config import ConsoleSettings, load_console_settings
 from console.labels import label, label_map
+from console.relay import GatewayRelay
 from reports.config import load_settings
 from reports.db import make_engine, transaction
-from reports.keys import Keys, load_keys, load_private_key
+from reports.keys import KeyringError, Keys, load_keys, load_private_key, load_relay_key
 from reports.models import ROLES, AuditEntry, StaffAccount
 
+logger = logging.getLogger("console.app")
+
 HERE = Path(__file__).resolve().parent
+PREFIX = "/console"
 COOKIE_NAME = "hotline_console"
 MAX_BODY = 64 * 1024
 PENDING_LOGIN = timedelta(minutes=5)
@@ -603,3 +615,59 @@ def create_console_app(
     )
     app.state.gate = console
     return app
+
+
+def open_relay(settings: ConsoleSettings) -> GatewayRelay | None:
+    """The signed HTTP relay to the gateway; None (pages say the gateway is not connected)
+    when the relay key is missing."""
+    base = load_settings({"HOTLINE_KEYS_DIR": str(settings.keys_dir), "HOTLINE_RELAY_KEY": settings.relay_key or ""})
+    try:
+        key = load_relay_key(base)
+    except (KeyringError, ValueError) as error:
+        logger.warning("no relay to the gateway: %s", error)
+        return None
+    return GatewayRelay(settings.gateway_url, key, httpx.AsyncClient())
+
+
+async def to_console(request: Request) -> Response:
+    return RedirectResponse(f"{PREFIX}/", status_code=303)
+
+
+def create_server_app(settings: ConsoleSettings, engine: Engine | None = None) -> Starlette:
+    """What `python -m console.app` serves: the console under /console (its cookie's path),
+    with the gateway relay opened at start-up and closed at shutdown."""
+    relays: list[GatewayRelay] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        relay = open_relay(settings)
+        relays.extend([relay] if relay is not None else [])
+        try:
+            yield
+        finally:
+            for opened in relays:
+                await opened.aclose()
+            relays.clear()
+
+    console = create_console_app(settings, engine, relay=lambda: relays[0] if relays else None)
+    return Starlette(routes=[Route("/", to_console), Mount(PREFIX, app=console)], lifespan=lifespan)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = load_console_settings()
+    uvicorn.run(
+        create_server_app(settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        proxy_headers=False,
+        log_level="info",
+    )
+
+
+if __name__ == "__main__":  # run the package's module, not a second copy named __main__
+    from console import app as console_module
+
+    console_module.main()

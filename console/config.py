@@ -25,6 +25,10 @@ class ConsoleSettings:
     cookie_path: str = "/console"
     secret: str | None = field(default=None, repr=False)
     console_key: str | None = field(default=None, repr=False)  # base64, else keys_dir/console.key
+    host: str = "127.0.0.1"  # HOTLINE_CONSOLE_HOST / _PORT: where `python -m console.app` listens
+    port: int = 8100
+    gateway_url: str = "http://127.0.0.1:8000"  # HOTLINE_GATEWAY_URL: the gateway's relay (channels/relay.py)
+    relay_key: str | None = field(default=None, repr=False)  # base64, else keys_dir/relay.key
     clock: Callable[[], datetime] = field(default=utcnow, repr=False, compare=False)
 
     @property
@@ -46,4 +50,8 @@ def load_console_settings(env: Mapping[str, str] = os.environ) -> ConsoleSetting
         insecure_cookies=_bool(env, "HOTLINE_CONSOLE_INSECURE_COOKIES"),
         secret=_text(env, "HOTLINE_CONSOLE_SECRET"),
         console_key=_text(env, "HOTLINE_CONSOLE_KEY"),
+        host=_text(env, "HOTLINE_CONSOLE_HOST") or "127.0.0.1",
+        port=_int(env, "HOTLINE_CONSOLE_PORT", 8100),
+        gateway_url=(_text(env, "HOTLINE_GATEWAY_URL") or "http://127.0.0.1:8000").rstrip("/"),
+        relay_key=base.relay_key,
     )

@@ -1,7 +1,7 @@
 """Contact back: a message sent to a tipster through their own channel, only when they
 agreed to be contacted (the report holds their reply address sealed to the staff key).
-The console opens the address with the private key just to send, through the gateway
-(the same `Relay` as the live hand-off). The message is also kept for the tipster to read
+The console opens the address with the private key just to send, through the gateway's
+signed relay (the same `Relay` as the live hand-off). The message is also kept for the tipster to read
 at follow-up with their code, and the sending is audited (never the text)."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from console.app import Console, console_of
 from console.cases import CONTACT_MAX_CHARS as MAX_CHARS
 from console.cases import _keys, _not_found, _report_id, _report_page, _target
 from console.labels import label
+from console.relay import RelayUnavailable
 from hotline.text import without_control
 from reports import crypto, service
 from reports.db import transaction
@@ -68,6 +69,8 @@ async def contact_submit(request: Request, account: StaffAccount) -> Response:
     except SendError as error:
         failed = label("contact", "send_failed").format(code=error.code)
         return await _report_page(request, account, report_id, 502, kept, error=failed)
+    except RelayUnavailable:
+        return await _report_page(request, account, report_id, 503, kept, error=label("contact", "no_gateway"))
 
     def keep() -> None:
         now = console.now()

@@ -28,6 +28,7 @@ from channels.base import Reply, SendError
 from console import auth
 from console.app import Console, base_path, console_of
 from console.labels import console_labels, label
+from console.relay import RelayUnavailable
 from hotline.text import without_control
 from reports import crypto, handoffs
 from reports.db import transaction
@@ -39,7 +40,8 @@ POLL_SECONDS = 3
 
 
 class Relay(Protocol):
-    """What the gateway (channels/core.py Gateway) does for the console."""
+    """What the gateway does for the console, over its signed relay (console/relay.py
+    GatewayRelay). RelayUnavailable: the gateway did not take the call."""
 
     async def pause(self, pseudonym: str) -> None: ...
 
@@ -288,6 +290,8 @@ async def _tell(console: Console, handoff_id: int, relay: Relay, text: str) -> s
         await relay.send_to(address[0], address[1], [Reply(text)])
     except SendError as error:
         return label("handoff", "send_failed").format(code=error.code)
+    except RelayUnavailable:
+        return label("handoff", "no_gateway")
     return None
 
 
@@ -319,6 +323,8 @@ async def take_submit(request: Request, account: StaffAccount) -> Response:
         return await _page(request, account, handoff_id, 409, error=label("handoff", "taken_by_other"))
     try:
         await relay.pause(conversation_id)
+    except RelayUnavailable:
+        return _unavailable(request, label("handoff", "no_gateway"))
     except Exception:
         return _unavailable(request, label("handoff", "rasa_unavailable"))
 
@@ -430,6 +436,8 @@ async def return_submit(request: Request, account: StaffAccount) -> Response:
 
     try:
         await relay.resume(await run_in_threadpool(conversation))
+    except RelayUnavailable:
+        return _unavailable(request, label("handoff", "no_gateway"))
     except Exception:
         return _unavailable(request, label("handoff", "rasa_unavailable"))
     problem = await _tell(console, handoff_id, relay, label_for_person("handoff_ended"))

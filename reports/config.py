@@ -23,7 +23,7 @@ class Settings:
     conversation_retention_days: int = 30
     closed_report_retention_days: int = 365
     followup_attempts_per_hour: int = 5
-    console_url: str = "http://127.0.0.1:8000/console"
+    console_url: str = "http://127.0.0.1:8100/console"
     tracker_url: str = f"sqlite:///{ROOT / 'rasa.db'}"
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -95,7 +95,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         conversation_retention_days=_int(env, "HOTLINE_CONVERSATION_RETENTION_DAYS", 30),
         closed_report_retention_days=_int(env, "HOTLINE_CLOSED_REPORT_RETENTION_DAYS", 365),
         followup_attempts_per_hour=_int(env, "HOTLINE_FOLLOWUP_ATTEMPTS_PER_HOUR", 5),
-        console_url=(_text(env, "HOTLINE_CONSOLE_URL") or "http://127.0.0.1:8000/console").rstrip("/"),
+        console_url=(_text(env, "HOTLINE_CONSOLE_URL") or "http://127.0.0.1:8100/console").rstrip("/"),
         tracker_url=_text(env, "HOTLINE_TRACKER_URL") or f"sqlite:///{ROOT / 'rasa.db'}",
         smtp_host=_text(env, "HOTLINE_SMTP_HOST"),
         smtp_port=_int(env, "HOTLINE_SMTP_PORT", 25),

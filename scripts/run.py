@@ -35,7 +35,7 @@ def schedule_purge(stack: Stack, stop: threading.Event) -> threading.Thread:
 
 def main() -> int:
     log_dir = ROOT / "build" / "logs"
-    print("==> Starting the Rasa server, the action server and the channel gateway (about 20-40 s)...")
+    print("==> Starting the Rasa server, the action server, the channel gateway and the staff console (20-40 s)...")
     started = time.monotonic()
     stop = threading.Event()
     try:
@@ -50,7 +50,9 @@ def main() -> int:
             print(f"    Channel gateway            {stack.gateway_url}   logs: {log_dir / 'gateway.log'}")
             print("      webhooks                 /webhooks/twilio/sms  /webhooks/twilio/whatsapp  /webhooks/telegram")
             print(f"    Phone simulator (browser)  {stack.gateway_url}/simulator")
-            print(f"    Staff console (browser)    {stack.gateway_url}/console   (make console-admin USERNAME=you)")
+            print(f"    Gateway's keyring          {stack.gateway_keys_dir}   (public key only)")
+            print(f"    Staff console (browser)    {stack.console_url}   logs: {log_dir / 'console.log'}")
+            print("      its own process, the only one with the private key (make console-admin USERNAME=you)")
             print(f"    Rasa REST webhook          {stack.webhook}")
             print("    This chat goes through the gateway, as an SMS from a made-up number.")
             return terminal.main(["--url", f"{stack.gateway_url}/simulator/messages", "--sender", "+50255550000"])

@@ -1,11 +1,13 @@
 """Start and stop the local hotline: the Rasa server (its own Python 3.10 environment), the
-action server and the channel gateway (this environment), with their keys and databases ready (keyring
-created if missing, reports database migrated). Used by `make run`, the end-to-end tests
-and the benchmarks, so all three run the same thing."""
+action server, the channel gateway and the staff console (this environment), with their keys
+and databases ready (keyring created if missing, reports database migrated). The gateway gets
+a copy of the keyring without the staff private key: only the console opens reports. Used by
+`make run`, the end-to-end tests and the benchmarks, so all three run the same thing."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,12 +21,17 @@ from pathlib import Path
 import httpx
 
 from hotline.edge import read_token
+from reports.keys import EDGE_FILE, GATEWAY_FILE, PUBLIC_FILE, RASA_TOKEN_FILE, RELAY_FILE, SALT_FILE, SENDER_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
 RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
 MODEL = ROOT / "models" / "hotline.tar.gz"
 STARTUP_TIMEOUT_SECONDS = 180.0
+# What the internet-facing gateway may hold: never reports.key (nor the console's or Rasa's keys).
+GATEWAY_KEY_FILES = (PUBLIC_FILE, SALT_FILE, SENDER_FILE, GATEWAY_FILE, EDGE_FILE, RELAY_FILE, RASA_TOKEN_FILE)
+# Environment overrides of secrets the gateway must not hold.
+NOT_FOR_THE_GATEWAY = ("HOTLINE_REPORTS_PRIVATE_KEY", "HOTLINE_CONSOLE_KEY", "HOTLINE_CONSOLE_SECRET")
 
 
 @dataclass
@@ -32,10 +39,12 @@ class Stack:
     rasa_url: str
     actions_url: str
     gateway_url: str
+    console_url: str  # the staff console's pages (http://host:port/console)
     log_dir: Path
     tracker_url: str  # SQLAlchemy URL of Rasa's tracker store
     database_url: str  # SQLAlchemy URL of the reports database
     keys_dir: Path
+    gateway_keys_dir: Path  # the gateway's keyring: keys_dir without the private key
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -78,6 +87,18 @@ def prepare_keys_and_database(keys_dir: Path, database_url: str) -> None:
         )
 
 
+def gateway_keyring(keys_dir: Path, target: Path) -> Path:
+    """A fresh copy of what the gateway may hold (GATEWAY_KEY_FILES) in `target`."""
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True, mode=0o700)
+    for name in GATEWAY_KEY_FILES:
+        if (keys_dir / name).exists():
+            shutil.copyfile(keys_dir / name, target / name)
+            os.chmod(target / name, 0o600)
+    return target
+
+
 def action_server_command(port: int) -> list[str]:
     """rasa-sdk behind the actions token, on loopback (actions/serve.py)."""
     return [sys.executable, "-m", "actions.serve", "--port", str(port)]
@@ -114,11 +135,24 @@ def _environment(stack: Stack) -> dict[str, str]:
         HOTLINE_RASA_URLS=stack.rasa_url,
         HOTLINE_GATEWAY_PORT=stack.gateway_url.rsplit(":", 1)[1],
         HOTLINE_MODE="development",  # the phone simulator: `make run` and the test stack only
+        HOTLINE_GATEWAY_URL=stack.gateway_url,
+        HOTLINE_CONSOLE_PORT=_port(stack.console_url),
+        HOTLINE_CONSOLE_URL=stack.console_url,
         PTB_TIMEDELTA="true",  # python-telegram-bot 22: durations as timedelta, without a deprecation warning
     )
     env.setdefault("HOTLINE_PUBLIC_URL", stack.gateway_url)
     env.setdefault("HOTLINE_CONSOLE_INSECURE_COOKIES", "1")  # plain http on 127.0.0.1; production sets https
     return env
+
+
+def _port(url: str) -> str:
+    return url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[1]
+
+
+def gateway_environment(stack: Stack, env: dict[str, str]) -> dict[str, str]:
+    """The gateway's environment: its own keyring, and no override of a secret it must not hold."""
+    kept = {name: value for name, value in env.items() if name not in NOT_FOR_THE_GATEWAY}
+    return {**kept, "HOTLINE_KEYS_DIR": str(stack.gateway_keys_dir)}
 
 
 def free_port() -> int:
@@ -145,12 +179,14 @@ def spawn(name: str, command: list[str], env: dict[str, str], log_dir: Path) -> 
 
 
 def _wait_until_ready(stack: Stack, timeout: float) -> None:
-    """Ready when the action server answers and the Rasa server has loaded the model."""
+    """Ready when the action server, the gateway and the console answer and the Rasa server
+    has loaded the model."""
     deadline = time.monotonic() + timeout
     checks = {
         "actions": f"{stack.actions_url}/health",
         "rasa": f"{stack.rasa_url}/status?token={stack.rasa_token}",
         "gateway": f"{stack.gateway_url}/health",
+        "console": f"{stack.console_url}/health",
     }
     with httpx.Client(timeout=2.0) as client:
         while checks:
@@ -189,6 +225,7 @@ def running_stack(
     rasa_port: int = 5005,
     actions_port: int = 5055,
     gateway_port: int = 8000,
+    console_port: int = 8100,
     tracker_url: str | None = None,
     database_url: str | None = None,
     keys_dir: Path | None = None,
@@ -197,25 +234,31 @@ def running_stack(
     endpoints: Path = ROOT / "endpoints.yml",
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
-    """Run both servers on 127.0.0.1 until the block ends (or fails). Databases default
-    to the environment's HOTLINE_TRACKER_URL / HOTLINE_DATABASE_URL, else SQLite files."""
+    """Run the four processes on 127.0.0.1 until the block ends (or fails). Databases default
+    to the environment's HOTLINE_TRACKER_URL / HOTLINE_DATABASE_URL, else SQLite files. The
+    gateway's keyring is made beside the logs (log_dir/../gateway-keys)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     stack = Stack(
         rasa_url=f"http://127.0.0.1:{rasa_port}",
         actions_url=f"http://127.0.0.1:{actions_port}",
         gateway_url=f"http://127.0.0.1:{gateway_port}",
+        console_url=f"http://127.0.0.1:{console_port}/console",
         log_dir=log_dir,
         tracker_url=tracker_url or os.environ.get("HOTLINE_TRACKER_URL") or sqlite_url(ROOT / "rasa.db"),
         database_url=database_url or os.environ.get("HOTLINE_DATABASE_URL") or sqlite_url(ROOT / "hotline.db"),
         keys_dir=keys_dir or Path(os.environ.get("HOTLINE_KEYS_DIR") or ROOT / "keys"),
+        gateway_keys_dir=log_dir.parent / "gateway-keys",
     )
-    for port in (rasa_port, actions_port, gateway_port):
+    for port in (rasa_port, actions_port, gateway_port, console_port):
         ensure_port_free(port)
     prepare_keys_and_database(stack.keys_dir, stack.database_url)
+    gateway_keyring(stack.keys_dir, stack.gateway_keys_dir)
     env = {**_environment(stack), **(extra_env or {})}
     try:
         stack.processes["actions"] = spawn("actions", action_server_command(actions_port), env, log_dir)
-        stack.processes["gateway"] = spawn("gateway", [sys.executable, "-m", "channels.app"], env, log_dir)
+        gateway_env = gateway_environment(stack, env)
+        stack.processes["gateway"] = spawn("gateway", [sys.executable, "-m", "channels.app"], gateway_env, log_dir)
+        stack.processes["console"] = spawn("console", [sys.executable, "-m", "console.app"], env, log_dir)
         stack.processes["rasa"] = spawn("rasa", rasa_server_command(rasa_port, model, endpoints), env, log_dir)
         _wait_until_ready(stack, timeout)
         yield stack

@@ -112,6 +112,7 @@ def stack(
         free_port(),
         free_port(),
         gateway_port,
+        free_port(),
         tracker_url=sqlite_url(work / "tracker.db"),
         database_url=sqlite_url(work / "reports.db"),
         keys_dir=work / "keys",

@@ -1,15 +1,23 @@
-"""The staff console over real HTTP: uvicorn serves it, mounted at /console, on an ephemeral
-127.0.0.1 port (SQLite); a test clock moves time instead of sleeping."""
+"""The staff console over real HTTP: uvicorn serves the console's app (create_server_app, what
+`python -m console.app` serves: the pages under /console) on an ephemeral 127.0.0.1 port
+(SQLite); a test clock moves time instead of sleeping. `run_console` starts the console's own
+process instead, on the wall clock (tests/test_console_browser.py)."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +26,17 @@ import pyotp
 import pytest
 import uvicorn
 from sqlalchemy import Engine, select
-from starlette.applications import Starlette
-from starlette.routing import Mount
 
 from console import auth, keys
-from console.app import COOKIE_NAME, FAILED_LOGIN, create_console_app
+from console.app import COOKIE_NAME, FAILED_LOGIN, create_server_app
 from console.config import ConsoleSettings
+from console.labels import label
+from reports import crypto, handoffs
+from reports.config import load_settings
 from reports.db import make_engine, transaction, upgrade
-from reports.models import AuditEntry, StaffAccount
+from reports.keys import init_keyring, load_keys
+from reports.models import AuditEntry, Handoff, StaffAccount
+from scripts.stack import ROOT, free_port, spawn
 
 START = datetime(2026, 11, 29, 12, 0, 10, tzinfo=UTC)
 PASSWORD = "correcto caballo batería grapa"
@@ -41,6 +52,16 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
+
+class WallClock(Clock):
+    """The real time: a console in its own process runs on it (nothing can move it)."""
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC)
+
+    def advance(self, **delta: float) -> None:
+        raise AssertionError("the console process's clock cannot be moved: use `serve`")
 
 
 @dataclass
@@ -96,7 +117,7 @@ def serve(tmp_path: Path, **overrides: Any) -> Iterator[Console]:
     values: dict[str, Any] = {"database_url": url, "keys_dir": tmp_path / "keys", "insecure_cookies": True}
     values.update(overrides)
     settings = ConsoleSettings(clock=clock, **values)
-    app = Starlette(routes=[Mount("/console", app=create_console_app(settings, engine))])
+    app = create_server_app(settings, engine)  # lifespan off: no relay to a gateway
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)  # connections wait in the backlog until uvicorn accepts: no start-up polling
@@ -111,6 +132,50 @@ def serve(tmp_path: Path, **overrides: Any) -> Iterator[Console]:
         thread.join(timeout=30)
         sock.close()
         engine.dispose()
+
+
+@contextmanager
+def run_console(tmp_path: Path, timeout: float = 60.0) -> Iterator[Console]:
+    """`python -m console.app` in its own process (production mode, plain-http cookies) on
+    a free port, with tmp_path's keyring and a migrated SQLite database; stopped afterwards."""
+    url = f"sqlite:///{tmp_path / 'console.db'}"
+    upgrade(url)
+    key = keys.load_console_key(tmp_path / "keys", {})  # made here first: the process reads the same file
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "HOTLINE_DATABASE_URL": url,
+        "HOTLINE_KEYS_DIR": str(tmp_path / "keys"),
+        "HOTLINE_CONSOLE_PORT": str(port),
+        "HOTLINE_CONSOLE_INSECURE_COOKIES": "1",
+        "HOTLINE_GATEWAY_URL": f"http://127.0.0.1:{free_port()}",  # no gateway: nothing else is reached
+    }
+    for name in ("HOTLINE_CONSOLE_MODE", "HOTLINE_CONSOLE_KEY", "HOTLINE_CONSOLE_SECRET", "HOTLINE_RELAY_KEY"):
+        env.pop(name, None)
+    process = spawn("console", [sys.executable, "-m", "console.app"], env, tmp_path)
+    engine = make_engine(url)
+    try:
+        _wait_for_health(process, f"http://127.0.0.1:{port}/console/health", tmp_path / "console.log", timeout)
+        yield Console(f"http://127.0.0.1:{port}/console", engine, WallClock(), key)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        engine.dispose()
+
+
+def _wait_for_health(process: subprocess.Popen[bytes], url: str, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=2) as client:
+        while True:
+            assert process.poll() is None, log.read_text(errors="replace")
+            try:
+                if client.get(url).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"the console did not start: {log.read_text(errors='replace')}"
+            time.sleep(0.2)  # polling a starting server, with a deadline
 
 
 @pytest.fixture
@@ -326,3 +391,28 @@ def test_development_mode_skips_totp_only_for_accounts_without_one(tmp_path: Pat
 def test_cookies_are_secure_unless_told_otherwise(tmp_path: Path) -> None:
     with serve(tmp_path, insecure_cookies=False) as served, served.client() as client:
         assert "; secure" in client.get("/login").headers["set-cookie"].lower()
+
+
+def test_the_console_process_without_a_reachable_gateway_says_so_and_changes_nothing(tmp_path: Path) -> None:
+    """The console's own process, whose gateway relay is down: taking a conversation gets the
+    "not connected to the gateway" page (503) and leaves it waiting, unaudited as taken."""
+    init_keyring(tmp_path / "keys")
+    public = load_keys(load_settings({"HOTLINE_KEYS_DIR": str(tmp_path / "keys")})).public_key
+    with run_console(tmp_path) as console:
+        with transaction(console.engine) as session:
+            handoff = handoffs.request_handoff(
+                session, "ab" * 16, "sms", "asked", crypto.seal_contact(public, "sms", "+50255550123"), console.clock()
+            )
+            session.flush()
+            handoff_id = handoff.id
+        console.add("ana", "agent")
+        with console.client() as client:
+            log_in(console, client, "ana")
+            page = client.get(f"/conversaciones/{handoff_id}")
+            assert page.status_code == 200  # what was said before is simply not shown without the gateway
+            taken = client.post(f"/conversaciones/{handoff_id}/atender", data={"csrf": csrf(client, "/")})
+            assert taken.status_code == 503 and escape(label("handoff", "no_gateway")) in taken.text
+        with transaction(console.engine) as session:
+            stored = session.get(Handoff, handoff_id)
+            assert stored is not None and (stored.state, stored.staff_id) == ("waiting", None)
+        assert ("ana", "handoff_taken") not in console.actions()

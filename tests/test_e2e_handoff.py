@@ -1,8 +1,9 @@
 """Live hand-off end to end: a person on SMS (signed Twilio webhooks) asks for a human; a
-staff member signs in to the console served by the same gateway process, takes the
-conversation (Rasa is paused with its own event), they write to each other through the
-channel (Twilio's API is a local fake), and the staff member hands it back (Rasa resumes).
-Real Rasa, action server, gateway and console over HTTP; SQLite."""
+staff member signs in to the console (its own process, the only one with the private key),
+takes the conversation (the console asks the gateway's signed relay to pause Rasa with its own
+event), they write to each other through the channel (Twilio's API is a local fake), and the
+staff member hands it back (Rasa resumes). Real Rasa, action server, gateway and console
+processes over HTTP; SQLite."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def engine(stack: Stack) -> Iterator[Engine]:
 
 
 class Staff:
-    """A staff member signed in to the console the gateway serves (password + TOTP)."""
+    """A staff member signed in to the console's own process (password + TOTP)."""
 
     def __init__(self, stack: Stack, engine: Engine, username: str, role: str) -> None:
         key = keys.load_console_key(stack.keys_dir, {})
@@ -54,7 +55,7 @@ class Staff:
             assert stored is not None
             stored.totp_confirmed = True
         self.username = username
-        self.http = httpx.Client(base_url=f"{stack.gateway_url}/console", timeout=30, follow_redirects=False)
+        self.http = httpx.Client(base_url=stack.console_url, timeout=30, follow_redirects=False)
         login = self.http.post("/login", data={"csrf": self.csrf("/login"), "username": username, "password": PASSWORD})
         assert login.headers["location"] == "/console/login/totp"
         code = pyotp.TOTP(self.secret).now()
@@ -226,7 +227,7 @@ def test_a_silent_person_is_handed_back_and_told_at_the_next_message(
     settings = load_gateway_settings(
         {
             "HOTLINE_DATABASE_URL": stack.database_url,
-            "HOTLINE_KEYS_DIR": str(stack.keys_dir),
+            "HOTLINE_KEYS_DIR": str(stack.gateway_keys_dir),
             "HOTLINE_RASA_URLS": stack.rasa_url,
             **channel_credentials(fake_twilio, fake_telegram),
         }

@@ -30,6 +30,7 @@ def pg_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             free_port(),
             free_port(),
             free_port(),
+            free_port(),
             tracker_url=tracker_url,
             database_url=database_url,
             keys_dir=work / "keys",

@@ -24,7 +24,7 @@ from channels.config import load_gateway_settings
 from channels.core import gateway_text
 from hotline.sms import to_gsm7
 from scripts.stack import ROOT, free_port, prepare_keys_and_database, sqlite_url
-from tests.test_console_browser import CHROMIUM_FLAGS
+from tests.browser import CHROMIUM_FLAGS
 
 SIMULATOR_ROUTES = [("GET", "/simulator"), ("POST", "/simulator/messages"), ("GET", "/simulator/outbox")]
 LOCAL_CLAIMS = {"X-Forwarded-For": "127.0.0.1", "X-Real-IP": "127.0.0.1", "Forwarded": "for=127.0.0.1"}
