@@ -20,7 +20,7 @@ RASA_DOMAIN := build/domain
 CONTENT_FILES := $(shell find content -name '*.yml') domain.yml $(wildcard hotline/*.py)
 TRAIN_INPUTS := $(shell find nlu_data bot -name '*.yml') config.yml $(CONTENT_FILES) $(wildcard rasa_plugins/*.py)
 
-.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit confirmations bench bench-nlu bench-latency bench-reports bench-gateway telegram-webhook console-admin clean postgres keys purge chromium
+.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit confirmations bench bench-nlu bench-latency bench-reports bench-gateway telegram-webhook console-admin clean postgres keys purge chromium attack
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ postgres: ## Start the local PostgreSQL if nothing answers on 127.0.0.1:5432 (th
 
 keys: $(APP_VENV)/.installed ## Create the report keyring in keys/ (HOTLINE_KEYS_DIR); never overwrites
 	$(PY) -m reports.keys init
+
+attack: $(APP_VENV)/.installed ## Try issue 10's attacks against a running `make run` (other terminal); prints refused/answered
+	$(PY) -m scripts.attack
 
 purge: $(APP_VENV)/.installed ## Delete closed reports and conversations past their retention period
 	$(PY) -m reports.jobs purge

@@ -227,7 +227,8 @@ def replayed_delivery(client: httpx.Client, target: Target) -> Outcome:
 
 
 def world_readable_files(client: httpx.Client, target: Target) -> Outcome:
-    paths = [p for p in (ROOT / "hotline.db", ROOT / "rasa.db", *target.log_dir.glob("*.log")) if p.exists()]
+    databases = [Path(url.removeprefix("sqlite:///")) for url in (target.database_url, target.tracker_url)]
+    paths = [p for p in (*databases, *target.log_dir.glob("*.log")) if p.exists()]
     readable = [p.name for p in paths if p.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO)]
     return Outcome(FAILED if readable else REFUSED, f"readable by others: {readable}" if readable else "owner only")
 
