@@ -37,6 +37,7 @@ TIMEOUT_SECONDS = 10.0
 MAX_ATTEMPTS = 8  # then the row stays "failed" for a person to look at
 PENDING_GRACE = timedelta(minutes=2)  # fresh rows belong to the action server's own send
 ERROR_CHARS = 200
+CASE_PATH = "/casos/"  # the console's case page (console/cases.py), below HOTLINE_CONSOLE_URL
 
 
 class NotifyError(Exception):
@@ -89,7 +90,7 @@ def _fields(alert: Alert, settings: Settings) -> dict[str, str]:
         "priority": priority_label(alert.priority),
         "country": country,
         "reasons": ", ".join(reason_labels(alert.reasons)) or templates["no_reasons"],
-        "link": f"{settings.console_url}/reports/{alert.report_id}",
+        "link": f"{settings.console_url}{CASE_PATH}{alert.report_id}",
     }
 
 

@@ -181,7 +181,7 @@ def test_email_reaches_staff_with_only_what_they_need(
     assert filed.hash_prefix in subject and "URGENTE" in subject
     for expected in (filed.hash_prefix, "México (MX)", "Peligro ahora", "Hay menores", "Lugar conocido", "Reciente"):
         assert expected in body
-    assert f"https://staff.example.org/console/reports/{filed.report_id}" in body
+    assert f"https://staff.example.org/console/casos/{filed.report_id}" in body
     raw = bytes(envelope.content) if isinstance(envelope.content, bytes) else b""
     for secret in secrets_of(filed):
         assert secret not in subject and secret not in body, secret
@@ -203,7 +203,7 @@ def test_telegram_staff_chat_gets_the_alert_and_the_token_is_never_logged(
     assert path == f"/bot{TOKEN}/sendMessage"
     assert payload["chat_id"] == CHAT
     assert filed.hash_prefix in payload["text"] and "URGENTE" in payload["text"]
-    assert f"https://staff.example.org/console/reports/{filed.report_id}" in payload["text"]
+    assert f"https://staff.example.org/console/casos/{filed.report_id}" in payload["text"]
     for secret in secrets_of(filed)[:-1]:
         assert secret not in json.dumps(payload, ensure_ascii=False), secret
     assert TOKEN not in caplog.text and "secret-bot" not in caplog.text
