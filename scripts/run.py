@@ -1,13 +1,17 @@
-"""`make run`: start the hotline locally and open the terminal chat; Ctrl-C stops all.
-The retention purge (python -m reports.jobs purge) runs at start and then every hour."""
+"""`make run`: start the hotline locally and open the terminal chat; Ctrl-C, Ctrl-D or SIGTERM
+(what a process manager sends) stops all. The retention purge (python -m reports.jobs purge)
+runs at start and then every hour."""
 
 from __future__ import annotations
 
+import argparse
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 from channels import terminal
 from scripts.stack import ROOT, Stack, running_stack
@@ -33,13 +37,41 @@ def schedule_purge(stack: Stack, stop: threading.Event) -> threading.Thread:
     return thread
 
 
-def main() -> int:
-    log_dir = ROOT / "build" / "logs"
+def stop_on_termination() -> None:
+    """SIGTERM and SIGHUP leave the way Ctrl-C does, through the stack's `stop`: its servers run
+    in their own sessions and would otherwise outlive this process. Once: stopping is not
+    interrupted by a second signal."""
+
+    def leave(signum: int, frame: object) -> None:
+        for name in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(name, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, leave)
+    signal.signal(signal.SIGHUP, leave)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Ports and log directory: the defaults are `make run`'s; tests pass free ones."""
+    parser = argparse.ArgumentParser(prog="python -m scripts.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--log-dir", type=Path, default=ROOT / "build" / "logs")
+    parser.add_argument("--rasa-port", type=int, default=5005)
+    parser.add_argument("--actions-port", type=int, default=5055)
+    parser.add_argument("--gateway-port", type=int, default=8000)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    stop_on_termination()
+    os.umask(0o077)  # logs and databases made from here are for this user only
+    log_dir: Path = args.log_dir
     print("==> Starting the Rasa server, the action server and the channel gateway (about 20-40 s)...")
     started = time.monotonic()
     stop = threading.Event()
+    ports = {"rasa_port": args.rasa_port, "actions_port": args.actions_port, "gateway_port": args.gateway_port}
     try:
-        with running_stack(log_dir) as stack:
+        with running_stack(log_dir, **ports) as stack:
             schedule_purge(stack, stop)
             print(f"==> Ready in {time.monotonic() - started:.0f} s")
             print(f"    Rasa server (HTTP API on)  {stack.rasa_url}   logs: {log_dir / 'rasa.log'}")
