@@ -137,6 +137,7 @@ class Console:
         self.css = (HERE / "static" / "console.css").read_text(encoding="utf-8")
         self.handoff_js = (HERE / "static" / "handoff.js").read_text(encoding="utf-8")
         self._report_keys: tuple[Keys, PrivateKey] | None = None
+        self.login_throttle = auth.LoginThrottle()  # per process: limits Argon2 work before any check
 
     def report_keys(self) -> tuple[Keys, PrivateKey]:
         """The keyring with the staff private key (the console is the only process holding
@@ -285,7 +286,9 @@ async def login_submit(request: Request) -> Response:
     username = text_field(form, "username", 200).strip()
     password = text_field(form, "password", auth.PASSWORD_MAX + 1)
     now = console.now()
-    check = await run_in_threadpool(auth.check_password, console.engine, username, password, now)
+    check = await run_in_threadpool(
+        auth.check_password, console.engine, username, password, now, console.login_throttle
+    )
     if check is None:
         return console.render(request, "login.html", 401, error=FAILED_LOGIN, username=username)
     if not check.has_totp and not console.settings.production:

@@ -8,17 +8,21 @@ without waiting.
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 import re
+import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
 import pyotp
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, select
+from sqlalchemy import ColumnElement, Engine, select
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
@@ -224,18 +228,17 @@ def change_own_password(engine: Engine, account_id: int, current: str, new: str,
     account's other sessions: returns the new session epoch for the one that asked. Raises
     WrongPassword, AccountError (the new password), LookupError (no such usable account)."""
     validate_password(new)
-    with transaction(engine) as session:
-        account = session.get(StaffAccount, account_id)
-        if account is None or account.disabled:
-            raise LookupError(account_id)
-        username, stored = account.username, account.password_hash
-        locked = account.locked_until is not None and account.locked_until > now
-    if locked:
-        audit(engine, "password_change_failed", now, actor=username, detail=FAILURES["locked"])
+    attempt = _take_attempt(engine, StaffAccount.id == account_id, now)
+    if attempt.account_id is None or attempt.refusal == FAILURES["disabled"]:
+        raise LookupError(account_id)
+    username, stored = attempt.username, attempt.password_hash
+    if attempt.refusal is not None:
+        _audit_failure(engine, attempt, now, attempt.refusal, "password_change_failed")
         raise WrongPassword(OWN_PASSWORD["locked"])
     if not verify_password(stored, current[:PASSWORD_MAX]):
-        _register_failure(engine, account_id, now, username, FAILURES["wrong_current"], "password_change_failed")
+        _audit_failure(engine, attempt, now, attempt.failure(FAILURES["wrong_current"]), "password_change_failed")
         raise WrongPassword(OWN_PASSWORD["wrong_current"])
+    _give_back(engine, attempt)
     if verify_password(stored, new):
         raise AccountError(OWN_PASSWORD["same"])
     password_hash = hash_password(new)
@@ -251,6 +254,70 @@ def change_own_password(engine: Engine, account_id: int, current: str, new: str,
         return account.session_epoch
 
 
+# -- login throttle ------------------------------------------------------------------------
+
+
+class TokenBuckets:
+    """Token buckets by key, in memory, for at most `max_keys` keys (the least recently used
+    is forgotten first, so a flood of new keys costs bounded memory). Thread-safe."""
+
+    def __init__(self, burst: int, every: timedelta, max_keys: int = 1) -> None:
+        self.burst, self.every, self.max_keys = float(burst), every.total_seconds(), max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, at)
+        self._lock = threading.Lock()
+
+    def _tokens(self, key: str, at: float) -> float:
+        tokens, since = self._buckets.get(key, (self.burst, at))
+        return min(self.burst, tokens + max(0.0, at - since) / self.every)
+
+    def available(self, key: str, at: float) -> bool:
+        with self._lock:
+            return self._tokens(key, at) >= 1
+
+    def add(self, key: str, at: float, tokens: float) -> None:
+        with self._lock:
+            self._buckets[key] = (min(self.burst, self._tokens(key, at) + tokens), at)
+            self._buckets.move_to_end(key)
+            while len(self._buckets) > self.max_keys:
+                self._buckets.popitem(last=False)
+
+
+class LoginThrottle:
+    """Cheap limits taken before the Argon2 work of a login (64 MiB each): per typed name,
+    known or not (so the answer time says nothing about which names exist; a known account's
+    lock comes on top), and for the whole process. Never by client address: behind a proxy
+    every caller has the same one. Names are kept only as keyed hashes, in memory."""
+
+    NAME_BURST = 2 * FAILURES_BEFORE_LOCK  # room for a lock, lifted by an admin, and a retry
+    NAME_EVERY = timedelta(seconds=30)  # one more attempt per name each 30 s once its burst is used
+    OVERALL_BURST = 20
+    OVERALL_EVERY = timedelta(seconds=2)
+    MAX_NAMES = 10_000
+
+    def __init__(self) -> None:
+        self._names = TokenBuckets(self.NAME_BURST, self.NAME_EVERY, self.MAX_NAMES)
+        self._overall = TokenBuckets(self.OVERALL_BURST, self.OVERALL_EVERY)
+        self._key = secrets.token_bytes(32)
+        self._lock = threading.Lock()
+
+    def _name(self, username: str) -> str:
+        return hmac.new(self._key, username.encode("utf-8", "replace"), hashlib.sha256).hexdigest()
+
+    def admit(self, username: str, now: datetime) -> bool:
+        """Takes one attempt from the name's and the process's buckets, or refuses."""
+        name, at = self._name(username), now.timestamp()
+        with self._lock:
+            if not (self._names.available(name, at) and self._overall.available("", at)):
+                return False
+            self._names.add(name, at, -1)
+            self._overall.add("", at, -1)
+            return True
+
+    def give_back(self, username: str, now: datetime) -> None:
+        """A right password costs its name nothing: staff are never throttled by their own logins."""
+        self._names.add(self._name(username), now.timestamp(), 1)
+
+
 # -- login ---------------------------------------------------------------------------------
 
 
@@ -262,18 +329,73 @@ def lock_duration(failures: int) -> timedelta | None:
     return min(FIRST_LOCK * (1 << steps), LONGEST_LOCK)
 
 
-def _register_failure(
-    engine: Engine, account_id: int, now: datetime, username: str, reason: str, action: str = "login_failed"
-) -> None:
+def _count_failure(session: Session, account: StaffAccount, now: datetime, reason: str, action: str) -> None:
+    """One more failure on a row locked by the caller's transaction; locks the account at
+    the threshold; audits it."""
+    account.failed_logins += 1
+    lock = lock_duration(account.failed_logins)
+    if lock is not None:
+        account.locked_until = now + lock
+        reason += FAILURES["locked_for"].format(seconds=int(lock.total_seconds()))
+    record(session, action, now, actor=account.username, target=_account_target(account.id), detail=reason)
+
+
+def _account_target(account_id: int) -> str:
+    return AUDIT_TARGETS["account"].format(id=account_id)
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """A password attempt taken on an account before Argon2 runs: counted as a failure and,
+    if it is the last one allowed, locking the account, in one transaction holding the row.
+    Parallel guesses therefore never get more password checks than the lock allows; a right
+    password gives the attempt back (`_give_back`). `refusal` says why no check is made."""
+
+    account_id: int | None = None
+    username: str = ""
+    role: str = ""
+    has_totp: bool = False
+    password_hash: str = ""
+    refusal: str | None = None
+    lock_before: datetime | None = None
+    lock_set: datetime | None = None
+    lock_for: timedelta | None = None
+
+    def failure(self, reason: str) -> str:
+        """The audit detail of a wrong password, with the lock this attempt set."""
+        if self.lock_for is None:
+            return reason
+        return reason + FAILURES["locked_for"].format(seconds=int(self.lock_for.total_seconds()))
+
+
+def _take_attempt(engine: Engine, where: ColumnElement[bool], now: datetime) -> _Attempt:
     with transaction(engine) as session:
-        account = session.get(StaffAccount, account_id)
-        if account is not None:
-            account.failed_logins += 1
-            lock = lock_duration(account.failed_logins)
-            if lock is not None:
-                account.locked_until = now + lock
-                reason += FAILURES["locked_for"].format(seconds=int(lock.total_seconds()))
-        record(session, action, now, actor=username, detail=reason)
+        account = session.scalar(select(StaffAccount).where(where).with_for_update())
+        if account is None:
+            return _Attempt(refusal=FAILURES["unknown_user"])
+        found = _Attempt(account.id, account.username, account.role, account.totp_confirmed, account.password_hash)
+        if account.disabled:
+            return replace(found, refusal=FAILURES["disabled"])
+        if account.locked_until is not None and account.locked_until > now:
+            return replace(found, refusal=FAILURES["locked"])
+        before = account.locked_until
+        account.failed_logins += 1
+        lock = lock_duration(account.failed_logins)
+        if lock is None:
+            return found
+        account.locked_until = now + lock
+        return replace(found, lock_before=before, lock_set=account.locked_until, lock_for=lock)
+
+
+def _give_back(engine: Engine, attempt: _Attempt) -> None:
+    """A right password: the attempt taken for it was no failure."""
+    with transaction(engine) as session:
+        account = session.get(StaffAccount, attempt.account_id, with_for_update=True)
+        if account is None:
+            return
+        account.failed_logins = max(0, account.failed_logins - 1)
+        if attempt.lock_set is not None and account.locked_until == attempt.lock_set:
+            account.locked_until = attempt.lock_before
 
 
 @dataclass(frozen=True)
@@ -286,29 +408,38 @@ class PasswordCheck:
     has_totp: bool
 
 
-def check_password(engine: Engine, username: str, password: str, now: datetime) -> PasswordCheck | None:
+def check_password(
+    engine: Engine, username: str, password: str, now: datetime, throttle: LoginThrottle | None = None
+) -> PasswordCheck | None:
     """The account if the password is right and the account usable; None otherwise, after the
-    same Argon2 work whether the user exists, is locked or disabled (one answer for all)."""
-    account: StaffAccount | None = None
+    same Argon2 work whether the user exists, is locked or disabled (one answer for all).
+    The throttle refuses before any Argon2 work or database write. A failure is audited with
+    the account for a known name, and without the typed text (maybe a password) otherwise."""
+    if throttle is not None and not throttle.admit(username, now):
+        return None
     if len(username) <= USERNAME_MAX and len(password) <= PASSWORD_MAX:
-        with transaction(engine) as session:
-            account = session.scalar(select(StaffAccount).where(StaffAccount.username == username))
+        attempt = _take_attempt(engine, StaffAccount.username == username, now)
+    else:
+        attempt = _Attempt(refusal=FAILURES["unknown_user"])
     password = password[:PASSWORD_MAX]
-    if account is None:
+    if attempt.refusal is not None or attempt.account_id is None:
         verify_password(_dummy_hash(), password)
-        audit(engine, "login_failed", now, actor=username, detail=FAILURES["unknown_user"])
+        _audit_failure(engine, attempt, now, attempt.refusal or FAILURES["unknown_user"])
         return None
-    right = verify_password(account.password_hash, password)
-    if account.disabled:
-        audit(engine, "login_failed", now, actor=username, detail=FAILURES["disabled"])
+    if not verify_password(attempt.password_hash, password):
+        _audit_failure(engine, attempt, now, attempt.failure(FAILURES["wrong_password"]))
         return None
-    if account.locked_until is not None and account.locked_until > now:
-        audit(engine, "login_failed", now, actor=username, detail=FAILURES["locked"])
-        return None
-    if not right:
-        _register_failure(engine, account.id, now, username, FAILURES["wrong_password"])
-        return None
-    return PasswordCheck(account.id, account.username, account.role, account.totp_confirmed)
+    _give_back(engine, attempt)
+    if throttle is not None:
+        throttle.give_back(username, now)
+    return PasswordCheck(attempt.account_id, attempt.username, attempt.role, attempt.has_totp)
+
+
+def _audit_failure(engine: Engine, attempt: _Attempt, now: datetime, detail: str, action: str = "login_failed") -> None:
+    if attempt.account_id is None:
+        audit(engine, action, now, detail=detail)
+    else:
+        audit(engine, action, now, actor=attempt.username, target=_account_target(attempt.account_id), detail=detail)
 
 
 def login_succeeded(engine: Engine, account_id: int, now: datetime, detail: str) -> int:
@@ -375,9 +506,11 @@ def start_enrolment(engine: Engine, account_id: int, console_key: bytes) -> str:
 
 
 def check_totp(engine: Engine, account_id: int, code: str, now: datetime, console_key: bytes, enrolling: bool) -> bool:
-    """Checks a code (a failure counts towards the lock); enrolling confirms the secret."""
+    """Checks a code (a failure counts towards the lock); enrolling confirms the secret. One
+    transaction holding the account's row: a code is accepted once even when sent in parallel,
+    and parallel wrong codes are all counted before the next is checked."""
     with transaction(engine) as session:
-        account = session.get(StaffAccount, account_id)
+        account = session.get(StaffAccount, account_id, with_for_update=True)
         if account is None or account.disabled or account.totp_secret_sealed is None:
             return False
         if account.locked_until is not None and account.locked_until > now:
@@ -387,15 +520,14 @@ def check_totp(engine: Engine, account_id: int, code: str, now: datetime, consol
             return False
         secret = keys.unseal(console_key, account.totp_secret_sealed).decode()
         counter = matching_counter(secret, code[:16], now, account.totp_last_counter)
-        if counter is not None:
-            account.totp_last_counter = counter
-            if enrolling:
-                account.totp_confirmed = True
-                record(session, "totp_enrolled", now, actor=account.username)
-            return True
-        username = account.username
-    _register_failure(engine, account_id, now, username, FAILURES["wrong_code"])
-    return False
+        if counter is None:
+            _count_failure(session, account, now, FAILURES["wrong_code"], "login_failed")
+            return False
+        account.totp_last_counter = counter
+        if enrolling:
+            account.totp_confirmed = True
+            record(session, "totp_enrolled", now, actor=account.username)
+        return True
 
 
 # -- route roles ---------------------------------------------------------------------------

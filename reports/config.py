@@ -14,6 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+SMTP_TLS_MODES = ("starttls", "implicit", "none")  # implicit: TLS from the first byte (port 465)
+SMTP_PORTS = {"starttls": 25, "implicit": 465, "none": 25}
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,8 @@ class Settings:
     smtp_to: tuple[str, ...] = ()
     smtp_user: str | None = field(default=None, repr=False)
     smtp_password: str | None = field(default=None, repr=False)
-    smtp_starttls: bool = False
+    smtp_tls: str = "none"  # "starttls", "implicit" (SMTPS) or "none": see SMTP_TLS_MODES
+    smtp_ca_file: str | None = None  # a CA bundle for the SMTP server's certificate (a private CA)
     staff_telegram_token: str | None = field(default=None, repr=False)
     staff_telegram_chat: str | None = None
     telegram_api_url: str = "https://api.telegram.org"
@@ -87,6 +90,24 @@ def _text(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
+def _smtp_tls(env: Mapping[str, str]) -> str:
+    """HOTLINE_SMTP_TLS; by default STARTTLS whenever a password is to be sent, and never
+    "none" with one: a password over a connection without TLS is readable on the way."""
+    raw = (_text(env, "HOTLINE_SMTP_TLS") or "").lower()
+    user = _text(env, "HOTLINE_SMTP_USER")
+    if not raw:
+        legacy = _bool(env, "HOTLINE_SMTP_STARTTLS")  # the older switch, still honoured
+        return "starttls" if legacy or user else "none"
+    if raw not in SMTP_TLS_MODES:
+        raise ValueError(f"HOTLINE_SMTP_TLS must be one of {', '.join(SMTP_TLS_MODES)}, not {raw!r}")
+    if raw == "none" and user:
+        raise ValueError(
+            "HOTLINE_SMTP_TLS=none with HOTLINE_SMTP_USER would send the SMTP password without TLS: "
+            "use HOTLINE_SMTP_TLS=starttls or implicit (port 465), or a relay without a login"
+        )
+    return raw
+
+
 def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
     """Settings from the environment; raises ValueError naming the bad variable."""
     return Settings(
@@ -98,12 +119,13 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         console_url=(_text(env, "HOTLINE_CONSOLE_URL") or "http://127.0.0.1:8100/console").rstrip("/"),
         tracker_url=_text(env, "HOTLINE_TRACKER_URL") or f"sqlite:///{ROOT / 'rasa.db'}",
         smtp_host=_text(env, "HOTLINE_SMTP_HOST"),
-        smtp_port=_int(env, "HOTLINE_SMTP_PORT", 25),
+        smtp_port=_int(env, "HOTLINE_SMTP_PORT", SMTP_PORTS[_smtp_tls(env)]),
         smtp_from=_text(env, "HOTLINE_SMTP_FROM"),
         smtp_to=tuple(a.strip() for a in env.get("HOTLINE_SMTP_TO", "").split(",") if a.strip()),
         smtp_user=_text(env, "HOTLINE_SMTP_USER"),
         smtp_password=_text(env, "HOTLINE_SMTP_PASSWORD"),
-        smtp_starttls=_bool(env, "HOTLINE_SMTP_STARTTLS"),
+        smtp_tls=_smtp_tls(env),
+        smtp_ca_file=_text(env, "HOTLINE_SMTP_CA_FILE"),
         staff_telegram_token=_text(env, "HOTLINE_STAFF_TELEGRAM_TOKEN"),
         staff_telegram_chat=_text(env, "HOTLINE_STAFF_TELEGRAM_CHAT"),
         telegram_api_url=(_text(env, "HOTLINE_TELEGRAM_API_URL") or "https://api.telegram.org").rstrip("/"),

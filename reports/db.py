@@ -7,6 +7,7 @@ SQLite serves a laptop and the tests; PostgreSQL (psycopg 3) serves production.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -34,10 +35,24 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+def private_sqlite_file(url: str) -> None:
+    """A SQLite database file readable by its owner only, created so before SQLite opens it
+    (SQLite gives its -wal and -shm files the same mode); an existing one is narrowed."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return
+    if parsed.database.startswith("file:") or parsed.query.get("mode") == "memory":
+        return
+    path = parsed.database
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the settings this project relies on for each database."""
     url = normalize_url(url)
     if make_url(url).get_backend_name() == "sqlite":
+        private_sqlite_file(url)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
         _configure_sqlite(engine)
         return engine

@@ -28,7 +28,16 @@ from hotline.edge import token_text
 from reports import crypto
 from reports.config import Settings, load_settings
 from reports.db import make_engine, transaction
-from reports.models import CaseNote, Report, ReportAddition, ReportAttachment, StatusChange, TipsterMessage
+from reports.models import (
+    CaseNote,
+    Handoff,
+    HandoffMessage,
+    Report,
+    ReportAddition,
+    ReportAttachment,
+    StatusChange,
+    TipsterMessage,
+)
 
 PUBLIC_FILE = "reports.pub"
 PRIVATE_FILE = "reports.key"
@@ -45,9 +54,10 @@ CODE_SALT_BYTES = 16
 NEW_SUFFIX = ".new"  # a rotation's key pair before the database is re-sealed to it
 
 # Every column sealed to the staff key (tipster copies are sealed to tipster keys: not here).
-SEALED_COLUMNS: tuple[
-    tuple[type[Report | ReportAddition | StatusChange | TipsterMessage | CaseNote | ReportAttachment], str], ...
-] = (
+SealedModel = (
+    Report | ReportAddition | StatusChange | TipsterMessage | CaseNote | ReportAttachment | Handoff | HandoffMessage
+)
+SEALED_COLUMNS: tuple[tuple[type[SealedModel], str], ...] = (
     (Report, "sealed_body"),
     (Report, "contact_sealed"),
     (ReportAddition, "sealed_body"),
@@ -55,6 +65,8 @@ SEALED_COLUMNS: tuple[
     (TipsterMessage, "sealed_for_staff"),
     (CaseNote, "sealed_body"),
     (ReportAttachment, "sealed_content"),
+    (Handoff, "reply_sealed"),  # an open hand-off's reply address: staff answer through it
+    (HandoffMessage, "sealed_body"),
 )
 
 

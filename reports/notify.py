@@ -37,6 +37,7 @@ TIMEOUT_SECONDS = 10.0
 MAX_ATTEMPTS = 8  # then the row stays "failed" for a person to look at
 PENDING_GRACE = timedelta(minutes=2)  # fresh rows belong to the action server's own send
 ERROR_CHARS = 200
+CASE_PATH = "/casos/"  # the console's case page (console/cases.py), below HOTLINE_CONSOLE_URL
 
 
 class NotifyError(Exception):
@@ -89,7 +90,7 @@ def _fields(alert: Alert, settings: Settings) -> dict[str, str]:
         "priority": priority_label(alert.priority),
         "country": country,
         "reasons": ", ".join(reason_labels(alert.reasons)) or templates["no_reasons"],
-        "link": f"{settings.console_url}/reports/{alert.report_id}",
+        "link": f"{settings.console_url}{CASE_PATH}{alert.report_id}",
     }
 
 
@@ -112,22 +113,32 @@ def _scrub(text: str, settings: Settings) -> str:
 
 
 def send_email(alert: Alert, settings: Settings) -> None:
-    """One message to every HOTLINE_SMTP_TO address."""
+    """One message to every HOTLINE_SMTP_TO address. The password is sent only over TLS
+    (STARTTLS or implicit): a server that does not offer it gets nothing."""
     if not settings.email_configured or settings.smtp_host is None or settings.smtp_from is None:
         raise NotifyError("e-mail is not configured")
+    if settings.smtp_user and settings.smtp_tls not in ("starttls", "implicit"):
+        raise NotifyError("refusing to send the SMTP password without TLS (set HOTLINE_SMTP_TLS)")
     subject, body = render_email(alert, settings)
     message = EmailMessage()
     message["Subject"], message["From"], message["To"] = subject, settings.smtp_from, ", ".join(settings.smtp_to)
     message.set_content(body)
+    context = ssl.create_default_context(cafile=settings.smtp_ca_file)
     try:
-        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=TIMEOUT_SECONDS) as smtp:
-            if settings.smtp_starttls:
-                smtp.starttls(context=ssl.create_default_context())
+        with _connect(settings.smtp_host, settings, context) as smtp:
+            if settings.smtp_tls == "starttls":
+                smtp.starttls(context=context)  # raises when the server does not offer it: nothing is sent
             if settings.smtp_user:
                 smtp.login(settings.smtp_user, settings.smtp_password or "")
             smtp.send_message(message)
     except (OSError, smtplib.SMTPException) as error:
         raise NotifyError(_scrub(f"{type(error).__name__}: {error}", settings)) from None
+
+
+def _connect(host: str, settings: Settings, context: ssl.SSLContext) -> smtplib.SMTP:
+    if settings.smtp_tls == "implicit":
+        return smtplib.SMTP_SSL(host, settings.smtp_port, timeout=TIMEOUT_SECONDS, context=context)
+    return smtplib.SMTP(host, settings.smtp_port, timeout=TIMEOUT_SECONDS)
 
 
 def send_telegram(alert: Alert, settings: Settings) -> None:

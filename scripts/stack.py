@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from hotline.edge import read_token
+from reports.db import private_sqlite_file
 from reports.keys import EDGE_FILE, GATEWAY_FILE, PUBLIC_FILE, RASA_TOKEN_FILE, RELAY_FILE, SALT_FILE, SENDER_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +33,7 @@ STARTUP_TIMEOUT_SECONDS = 180.0
 GATEWAY_KEY_FILES = (PUBLIC_FILE, SALT_FILE, SENDER_FILE, GATEWAY_FILE, EDGE_FILE, RELAY_FILE, RASA_TOKEN_FILE)
 # Environment overrides of secrets the gateway must not hold.
 NOT_FOR_THE_GATEWAY = ("HOTLINE_REPORTS_PRIVATE_KEY", "HOTLINE_CONSOLE_KEY", "HOTLINE_CONSOLE_SECRET")
+PRIVATE_UMASK = 0o077  # what the stack's processes create (databases, logs): for their user only
 
 
 @dataclass
@@ -171,10 +173,26 @@ def ensure_port_free(port: int) -> None:
             raise RuntimeError(f"port {port} is already in use (a hotline still running?)")
 
 
+def private_directory(path: Path) -> None:
+    """A directory only its owner can enter (logs may hold what the servers print)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.chmod(0o700)
+
+
 def spawn(name: str, command: list[str], env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
-    with open(log_dir / f"{name}.log", "wb") as log:  # the child keeps its own copy of the file
+    """The process in its own session, its output in a private log, creating private files."""
+    path = log_dir / f"{name}.log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a log from an earlier run may be world-readable
+    with open(fd, "wb") as log:  # the child keeps its own copy of the file
         return subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            umask=PRIVATE_UMASK,
         )
 
 
@@ -237,7 +255,7 @@ def running_stack(
     """Run the four processes on 127.0.0.1 until the block ends (or fails). Databases default
     to the environment's HOTLINE_TRACKER_URL / HOTLINE_DATABASE_URL, else SQLite files. The
     gateway's keyring is made beside the logs (log_dir/../gateway-keys)."""
-    log_dir.mkdir(parents=True, exist_ok=True)
+    private_directory(log_dir)
     stack = Stack(
         rasa_url=f"http://127.0.0.1:{rasa_port}",
         actions_url=f"http://127.0.0.1:{actions_port}",
@@ -253,6 +271,7 @@ def running_stack(
         ensure_port_free(port)
     prepare_keys_and_database(stack.keys_dir, stack.database_url)
     gateway_keyring(stack.keys_dir, stack.gateway_keys_dir)
+    private_sqlite_file(stack.tracker_url)  # Rasa would create it world-readable
     env = {**_environment(stack), **(extra_env or {})}
     try:
         stack.processes["actions"] = spawn("actions", action_server_command(actions_port), env, log_dir)

@@ -216,8 +216,8 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(console: Console) -
     assert wrong.text.replace('value="ana"', "") == unknown.text.replace('value="nadie"', "")
     assert [a for a in console.actions() if a[1] != "account_created"] == [
         ("ana", "login_failed"),
-        ("nadie", "login_failed"),
-        ("x" * 64, "login_failed"),
+        (None, "login_failed"),  # an unknown name is not kept: it may be a password typed in the wrong field
+        (None, "login_failed"),
     ]
 
 
@@ -318,11 +318,8 @@ def test_html_in_fields_is_shown_escaped(console: Console) -> None:
         refused = client.post("/admin/accounts", data={**data, "password": PASSWORD, "password2": PASSWORD})
         assert refused.status_code == 400 and script not in refused.text and "&lt;script&gt;alert(1)" in refused.text
         audit = client.get("/audit")
-        assert (
-            audit.status_code == 200
-            and script not in audit.text
-            and "&lt;script&gt;alert(1)&lt;/script&gt;" in audit.text
-        )
+        # The failed login's typed name is not kept at all (it may be a password), escaped or not.
+        assert audit.status_code == 200 and script not in audit.text and "alert(1)" not in audit.text
 
 
 def test_wrong_ids_and_methods_get_clear_pages(console: Console) -> None:

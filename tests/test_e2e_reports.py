@@ -4,7 +4,10 @@ action server and real databases (SQLite here; PostgreSQL in test_e2e_postgres.p
 
 from __future__ import annotations
 
+import email
+import email.policy
 import secrets
+from email.message import EmailMessage
 
 import httpx
 import pytest
@@ -246,8 +249,12 @@ def test_an_urgent_report_notifies_staff_by_email_without_its_text(
     assert report["priority"] == "urgent"
     new_mail = mailbox.messages[before_mail:]
     assert len(new_mail) == 1, new_mail  # sent before the tipster got the code
-    mail = new_mail[0]
-    assert report["hash_prefix"] in mail and report["id"] in mail and "duty@hotline.test" in mail
+    message = email.message_from_string(new_mail[0], policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    mail = f"{message['Subject']}\n{message['To']}\n{message.get_content()}"
+    assert report["hash_prefix"] in mail and "duty@hotline.test" in mail
+    (link,) = [word for word in mail.split() if report["id"] in word]
+    assert link.startswith("http://127.0.0.1:") and link.endswith(f"/casos/{report['id']}")  # the console's case page
     for secret in ("jornaleros", "El Mezquite", code, code.replace("-", "")):
         assert secret not in mail
 

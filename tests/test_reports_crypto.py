@@ -201,7 +201,7 @@ def test_settings_defaults_parsing_and_hidden_secrets() -> None:
             "HOTLINE_CONSOLE_URL": "https://staff.example.org/console/",
         }
     )
-    assert settings.smtp_to == ("a@example.org", "b@example.org") and settings.smtp_starttls
+    assert settings.smtp_to == ("a@example.org", "b@example.org") and settings.smtp_tls == "starttls"
     assert settings.console_url == "https://staff.example.org/console"
     for secret in ("smtp-secret-value", "telegram-secret", "c2VuZGVyLXNlY3JldA=="):
         assert secret not in repr(settings) and secret not in str(settings)

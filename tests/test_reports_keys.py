@@ -14,7 +14,7 @@ from nacl.public import PrivateKey
 from sqlalchemy import Engine, select
 
 from hotline.paths import ROOT
-from reports import crypto
+from reports import crypto, handoffs
 from reports.db import transaction
 from reports.keys import (
     PRIVATE_FILE,
@@ -27,6 +27,7 @@ from reports.keys import (
     reseal_all,
     rotate_keys,
 )
+from reports.models import Handoff, HandoffMessage, StaffAccount
 from reports.service import (
     ReportDraft,
     add_information,
@@ -145,3 +146,27 @@ def test_rotate_command_line(engine: Engine, keyring: Keyring, database_url: str
     assert "5 sealed values re-sealed" in done.stdout
     new_key = (keyring.directory / PRIVATE_FILE).read_text().strip()
     assert new_key not in done.stdout and crypto.b64encode(bytes(keyring.private_key)) not in done.stdout
+
+
+def test_rotation_reseals_live_handoffs_so_staff_can_still_answer(
+    engine: Engine, keyring: Keyring, database_url: str
+) -> None:
+    reply_to = crypto.seal_contact(keyring.keys.public_key, "sms", "+50255501234")
+    with transaction(engine) as session:
+        session.add(StaffAccount(id=1, username="staff1", password_hash="x", role="agent", created_at=NOW))
+        handoff = handoffs.request_handoff(session, "c" * 32, "sms", "asked", reply_to, NOW)
+        session.flush()
+        handoffs.take(session, handoff.id, 1, NOW)
+        handoffs.record_inbound(session, "c" * 32, "necesito hablar con alguien", False, keyring.keys, NOW)
+        handoffs.record_outbound(session, handoff.id, 1, "Aquí estoy", keyring.keys, NOW)
+        handoff_id = handoff.id
+
+    rotate_keys(settings_for(database_url, keyring.directory), now=NOW)
+
+    new_private = load_private_key(settings_for(database_url, keyring.directory))
+    with transaction(engine) as session:
+        stored = session.get(Handoff, handoff_id)
+        assert stored is not None and stored.reply_sealed is not None
+        assert crypto.open_contact(new_private, stored.reply_sealed) == ("sms", "+50255501234")
+        bodies = session.scalars(select(HandoffMessage.sealed_body).order_by(HandoffMessage.id)).all()
+    assert [crypto.unseal_text(new_private, body) for body in bodies] == ["necesito hablar con alguien", "Aquí estoy"]

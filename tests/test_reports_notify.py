@@ -10,22 +10,26 @@ import email.policy
 import json
 import logging
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from sqlalchemy import Engine, select
 
 from hotline.report_codes import code_body
 from reports import crypto
-from reports.config import Settings
+from reports.config import Settings, load_settings
 from reports.db import transaction
 from reports.models import Notification
 from reports.notify import MAX_ATTEMPTS, NotifyCounts, configured_channels, notify_pending, notify_report
@@ -181,7 +185,7 @@ def test_email_reaches_staff_with_only_what_they_need(
     assert filed.hash_prefix in subject and "URGENTE" in subject
     for expected in (filed.hash_prefix, "México (MX)", "Peligro ahora", "Hay menores", "Lugar conocido", "Reciente"):
         assert expected in body
-    assert f"https://staff.example.org/console/reports/{filed.report_id}" in body
+    assert f"https://staff.example.org/console/casos/{filed.report_id}" in body
     raw = bytes(envelope.content) if isinstance(envelope.content, bytes) else b""
     for secret in secrets_of(filed):
         assert secret not in subject and secret not in body, secret
@@ -203,7 +207,7 @@ def test_telegram_staff_chat_gets_the_alert_and_the_token_is_never_logged(
     assert path == f"/bot{TOKEN}/sendMessage"
     assert payload["chat_id"] == CHAT
     assert filed.hash_prefix in payload["text"] and "URGENTE" in payload["text"]
-    assert f"https://staff.example.org/console/reports/{filed.report_id}" in payload["text"]
+    assert f"https://staff.example.org/console/casos/{filed.report_id}" in payload["text"]
     for secret in secrets_of(filed)[:-1]:
         assert secret not in json.dumps(payload, ensure_ascii=False), secret
     assert TOKEN not in caplog.text and "secret-bot" not in caplog.text
@@ -296,3 +300,117 @@ def test_a_channel_that_is_no_longer_configured_fails_cleanly(
     assert configured_channels(unconfigured) == ()
     assert notify_report(engine, filed.report_id, unconfigured, now=NOW) == NotifyCounts(failed=2)
     assert [r.error for r in rows(engine)] == ["e-mail is not configured", "unknown channel pager"]
+
+
+# -- TLS: the SMTP password never travels without it
+
+
+class Logins:
+    """What an aiosmtpd authenticator saw: (mechanism, user, password, over TLS)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str, bool]] = []
+
+    def __call__(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+        login, password = (bytes(part).decode() for part in (data.login, data.password))
+        transport = server.transport
+        over_tls = session.ssl is not None or (transport is not None and transport.get_extra_info("ssl_object"))
+        self.seen.append((mechanism, login, password, bool(over_tls)))
+        return AuthResult(success=True)
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (openssl), trusted by the client as its CA."""
+    cert, key = tmp_path / "smtp.crt", tmp_path / "smtp.key"
+    names = ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+    files = ["-keyout", str(key), "-out", str(cert)]
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", *names, *files],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def server_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    return context
+
+
+@contextmanager
+def smtp_with_login(**kwargs: Any) -> Iterator[tuple[Inbox, Logins, int]]:
+    """A real SMTP server that accepts any login, recording it."""
+    inbox, logins = Inbox(), Logins()
+    controller = EphemeralController(inbox, hostname="127.0.0.1", port=0, authenticator=logins, **kwargs)
+    controller.start()
+    try:
+        yield inbox, logins, controller.port
+    finally:
+        controller.stop()
+
+
+def login_settings(database_url: str, keyring: Keyring, port: int, cert: Path, **env: str) -> Settings:
+    values = {
+        "HOTLINE_DATABASE_URL": database_url,
+        "HOTLINE_KEYS_DIR": str(keyring.directory),
+        "HOTLINE_SMTP_HOST": "127.0.0.1",
+        "HOTLINE_SMTP_PORT": str(port),
+        "HOTLINE_SMTP_FROM": "linea@example.org",
+        "HOTLINE_SMTP_TO": "guardia@example.org",
+        "HOTLINE_SMTP_USER": "linea",
+        "HOTLINE_SMTP_PASSWORD": SMTP_PASSWORD,
+        "HOTLINE_SMTP_CA_FILE": str(cert),
+    }
+    return load_settings({**values, **env})
+
+
+SMTP_PASSWORD = "smtp-password-never-in-clear"
+
+
+def test_a_password_is_never_sent_to_a_server_without_tls(
+    engine: Engine, keyring: Keyring, database_url: str, certificate: tuple[Path, Path]
+) -> None:
+    with smtp_with_login(auth_require_tls=False) as (inbox, logins, port):  # offers AUTH in clear, no STARTTLS
+        settings = login_settings(database_url, keyring, port, certificate[0])
+        filed = file_urgent(engine, keyring, configured_channels(settings))
+        assert notify_report(engine, filed.report_id, settings, now=NOW) == NotifyCounts(failed=1)
+    assert logins.seen == [] and inbox.envelopes == []
+    (row,) = rows(engine)
+    assert row.status == "failed" and row.error is not None and "STARTTLS" in row.error
+    assert SMTP_PASSWORD not in row.error
+
+
+def test_starttls_comes_before_the_login(
+    engine: Engine, keyring: Keyring, database_url: str, certificate: tuple[Path, Path]
+) -> None:
+    with smtp_with_login(tls_context=server_context(certificate)) as (inbox, logins, port):
+        settings = login_settings(database_url, keyring, port, certificate[0])
+        assert settings.smtp_tls == "starttls" and settings.smtp_port == port
+        filed = file_urgent(engine, keyring, configured_channels(settings))
+        assert notify_report(engine, filed.report_id, settings, now=NOW) == NotifyCounts(sent=1)
+    assert [(user, password, tls) for _, user, password, tls in logins.seen] == [("linea", SMTP_PASSWORD, True)]
+    assert len(inbox.envelopes) == 1
+
+
+def test_implicit_tls_on_the_smtps_port(
+    engine: Engine, keyring: Keyring, database_url: str, certificate: tuple[Path, Path]
+) -> None:
+    assert load_settings({"HOTLINE_SMTP_TLS": "implicit"}).smtp_port == 465
+    # aiosmtpd offers AUTH only after its own STARTTLS unless told: here TLS is there from the first byte.
+    with smtp_with_login(ssl_context=server_context(certificate), auth_require_tls=False) as (inbox, logins, port):
+        settings = login_settings(database_url, keyring, port, certificate[0], HOTLINE_SMTP_TLS="implicit")
+        filed = file_urgent(engine, keyring, configured_channels(settings))
+        assert notify_report(engine, filed.report_id, settings, now=NOW) == NotifyCounts(sent=1)
+    assert [(user, password, tls) for _, user, password, tls in logins.seen] == [("linea", SMTP_PASSWORD, True)]
+    assert len(inbox.envelopes) == 1
+
+
+def test_tls_none_with_a_user_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="HOTLINE_SMTP_TLS=none with HOTLINE_SMTP_USER"):
+        load_settings({"HOTLINE_SMTP_TLS": "none", "HOTLINE_SMTP_USER": "linea"})
+    with pytest.raises(ValueError, match="HOTLINE_SMTP_TLS must be one of"):
+        load_settings({"HOTLINE_SMTP_TLS": "ssl"})
+    assert load_settings({"HOTLINE_SMTP_TLS": "none"}).smtp_tls == "none"  # a relay without a login
+    assert load_settings({}).smtp_tls == "none" and load_settings({"HOTLINE_SMTP_USER": "x"}).smtp_tls == "starttls"
