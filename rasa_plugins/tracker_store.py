@@ -11,7 +11,9 @@
   `intent_name` and `action_name` stay NULL. Row ids are random, not a counter, so they
   do not tell in which order conversations were written; the order of a conversation's
   events is a sequence number inside the seal, and the latest session is found after
-  decryption (Rasa's own query filters on clear types and times).
+  decryption (Rasa's own query filters on clear types and times). What each row is (its
+  sequence number, whether it starts a session) is remembered in memory once decrypted, so
+  a turn decrypts the latest session only, as Rasa's query would have loaded it.
 - No reply address: `reply_to` (a sealed contact the channel edge adds to a message's
   metadata) is read by the actions during the turn and never written to the store.
 - Erasure: when an action sets the `erase_conversation` slot, saving deletes every event
@@ -41,7 +43,8 @@ import json
 import os
 import secrets
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from collections import OrderedDict
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from rasa.core.tracker_store import SQLTrackerStore
@@ -73,8 +76,12 @@ MAX_ROW_ID = 2**31 - 1  # Rasa's id column is a 32-bit integer on PostgreSQL
 WRITE_ATTEMPTS = 3  # a random id taken by a concurrent write: draw new ids and write again
 SENDER_REFERENCE_INFO = b"hotline tracker sender reference"
 NOT_CARRIED = ("session_started_metadata", ERASE_SLOT, FORGET_SLOT)
+INDEX_CACHE_ENTRIES = 100_000  # (sender, row id) -> (sequence number, kind): ~15 MB at most
+FETCH_CHUNK = 500  # row ids per IN (...) query
+SESSION_START = "start"  # kinds of rows the session boundary depends on
+START_ACTION = "start_action"
 
-Stored = Tuple[int, Optional[int], Dict[str, Any]]  # row id, sequence number (None: legacy row), event
+IndexEntry = Tuple[int, Optional[int], str]  # row id, sequence number (None: older-version row), kind
 
 
 class EventCipher:
@@ -140,17 +147,30 @@ def connection_kwargs(database_url: str) -> Dict[str, Any]:
     }
 
 
-def latest_session(events: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """The events from the last session start on (with the `action_session_start` just
-    before it), as Rasa loads a conversation; all of them when no session was started."""
-    starts = [i for i, e in enumerate(events) if e.get("event") == SessionStarted.type_name]
+def event_kind(event: Dict[str, Any]) -> str:
+    """What a session boundary needs to know about an event."""
+    if event.get("event") == SessionStarted.type_name:
+        return SESSION_START
+    if event.get("event") == ActionExecuted.type_name and event.get("name") == ACTION_SESSION_START_NAME:
+        return START_ACTION
+    return ""
+
+
+def latest_session_start(kinds: List[str]) -> int:
+    """Where the latest session begins in a conversation's events, in order: at the last
+    session start, with the `action_session_start` just before it (as Rasa loads a
+    conversation); 0 when no session was started."""
+    starts = [i for i, kind in enumerate(kinds) if kind == SESSION_START]
     if not starts:
-        return events
+        return 0
     start = starts[-1]
-    before = events[start - 1] if start else {}
-    if before.get("event") == ActionExecuted.type_name and before.get("name") == ACTION_SESSION_START_NAME:
-        start -= 1
-    return events[start:]
+    return start - 1 if start and kinds[start - 1] == START_ACTION else start
+
+
+def in_order(entry: IndexEntry) -> Tuple[bool, int, int]:
+    """Older-version rows first, by id (they were all written before), then by sequence."""
+    row_id, seq, _ = entry
+    return (seq is not None, row_id if seq is None else seq, row_id)
 
 
 class BoundedSQLTrackerStore(SQLTrackerStore):
@@ -167,6 +187,9 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         self.cipher = EventCipher(encryption_key or "")
         super().__init__(domain=domain, **kwargs)
         self.max_session_events = int(max_session_events)
+        # Rows are never changed once written (only deleted): what a row is, once decrypted,
+        # is kept here, so a turn decrypts only the latest session, not the whole history.
+        self._index_cache: OrderedDict[Tuple[str, int], Tuple[Optional[int], str]] = OrderedDict()
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         restart = tracker.get_slot(ERASE_SLOT) or tracker.get_slot(FORGET_SLOT)
@@ -186,18 +209,21 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         events Rasa added since the stored session are appended."""
         sender_id = tracker.sender_id
         with self.session_scope() as session:
-            stored = self._stored(session, sender_id)
             if restart:
+                self._forget_index(sender_id, [row_id for (row_id,) in self._row_ids(session, sender_id)])
                 self._rows(session, sender_id).delete(synchronize_session=False)
                 carry = not tracker.get_slot(ERASE_SLOT)
                 events = self.session_restart_events(tracker, carry_slots=carry, stamp=day_start(time.time()))
                 next_seq = 0
             else:
-                stored_in_session = len(latest_session([event for _, _, event in stored]))
+                index, _ = self._index(session, sender_id)
+                stored_in_session = len(index) - latest_session_start([kind for _, _, kind in index])
                 events = list(tracker.events)[stored_in_session:]
-                next_seq = 1 + max((seq for _, seq, _ in stored if seq is not None), default=-1)
-            self._add(session, sender_id, events, next_seq)
+                next_seq = 1 + max((seq for _, seq, _ in index if seq is not None), default=-1)
+            written = self._add(session, sender_id, events, next_seq)
             session.commit()
+        for row_id, seq, kind in written:
+            self._remember(sender_id, row_id, seq, kind)
 
     def _rows(self, session: Any, sender_id: str) -> Any:
         """The sender's rows: keyed on the sender reference, or on the raw sender id when
@@ -205,22 +231,55 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         column = self.SQLEvent.sender_id
         return session.query(self.SQLEvent).filter(column.in_([self.cipher.sender_reference(sender_id), sender_id]))
 
-    def _stored(self, session: Any, sender_id: str) -> List[Stored]:
-        """Every stored event of the sender, in order: older-version rows by id first (they
-        were all written before), then by the sequence number inside the seal."""
-        stored = []
-        for row in self._rows(session, sender_id).all():
-            seq, event = self.cipher.open(sender_id, row.data)
-            stored.append((row.id, seq, event))
-        return sorted(stored, key=lambda s: (s[1] is not None, s[1] if s[1] is not None else s[0], s[0]))
+    def _row_ids(self, session: Any, sender_id: str) -> Any:
+        return self._rows(session, sender_id).with_entities(self.SQLEvent.id)
 
-    def _add(self, session: Any, sender_id: str, events: List[Event], first_seq: int) -> None:
-        if not events:
-            return
+    def _open_rows(
+        self, session: Any, sender_id: str, row_ids: List[int]
+    ) -> Iterator[Tuple[int, Optional[int], Dict[str, Any]]]:
+        """(row id, sequence number, event) of these rows, decrypted."""
+        for start in range(0, len(row_ids), FETCH_CHUNK):
+            chunk = row_ids[start : start + FETCH_CHUNK]
+            query = session.query(self.SQLEvent.id, self.SQLEvent.data).filter(self.SQLEvent.id.in_(chunk))
+            for row_id, data in query:
+                seq, event = self.cipher.open(sender_id, data)
+                yield row_id, seq, event
+
+    def _index(self, session: Any, sender_id: str) -> Tuple[List[IndexEntry], Dict[int, Dict[str, Any]]]:
+        """Every row of the sender in order, as (row id, sequence number, kind); and the
+        events it had to decrypt (rows not seen before) by row id."""
+        known: Dict[int, Tuple[Optional[int], str]] = {}
+        missing = []
+        for (row_id,) in self._row_ids(session, sender_id):
+            cached = self._index_cache.get((sender_id, row_id))
+            if cached is None:
+                missing.append(row_id)
+            else:
+                known[row_id] = cached
+        opened = {}
+        for row_id, seq, event in self._open_rows(session, sender_id, missing):
+            known[row_id] = (seq, event_kind(event))
+            opened[row_id] = event
+            self._remember(sender_id, row_id, *known[row_id])
+        index = sorted(((row_id, seq, kind) for row_id, (seq, kind) in known.items()), key=in_order)
+        return index, opened
+
+    def _remember(self, sender_id: str, row_id: int, seq: Optional[int], kind: str) -> None:
+        self._index_cache[(sender_id, row_id)] = (seq, kind)
+        while len(self._index_cache) > INDEX_CACHE_ENTRIES:
+            self._index_cache.popitem(last=False)
+
+    def _forget_index(self, sender_id: str, row_ids: List[int]) -> None:
+        for row_id in row_ids:
+            self._index_cache.pop((sender_id, row_id), None)
+
+    def _add(self, session: Any, sender_id: str, events: List[Event], first_seq: int) -> List[IndexEntry]:
         reference = self.cipher.sender_reference(sender_id)
         written_on = day_start(time.time())
         ids = self._free_ids(session, len(events))
+        written = []
         for seq, (row_id, event) in enumerate(zip(ids, events, strict=True), start=first_seq):
+            data = without_private_metadata(event.as_dict())
             session.add(
                 self.SQLEvent(
                     id=row_id,
@@ -229,9 +288,11 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
                     timestamp=written_on,
                     intent_name=None,
                     action_name=None,
-                    data=self.cipher.seal(sender_id, seq, without_private_metadata(event.as_dict())),
+                    data=self.cipher.seal(sender_id, seq, data),
                 )
             )
+            written.append((row_id, seq, event_kind(data)))
+        return written
 
     def _free_ids(self, session: Any, count: int) -> List[int]:
         """Random row ids not in use: an id says nothing about when the row was written."""
@@ -244,9 +305,13 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
 
     async def _retrieve(self, sender_id: str, fetch_events_from_all_sessions: bool) -> Optional[DialogueStateTracker]:
         with self.session_scope() as session:
-            events = [event for _, _, event in self._stored(session, sender_id)]
-        if not fetch_events_from_all_sessions:
-            events = latest_session(events)
+            index, opened = self._index(session, sender_id)
+            if not fetch_events_from_all_sessions:
+                index = index[latest_session_start([kind for _, _, kind in index]) :]
+            wanted = [row_id for row_id, _, _ in index]
+            missing = [row_id for row_id in wanted if row_id not in opened]
+            opened.update((row_id, event) for row_id, _, event in self._open_rows(session, sender_id, missing))
+        events = [opened[row_id] for row_id in wanted]
         if self.domain and events:
             return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
         return None

@@ -30,8 +30,9 @@ COLUMNS = "id, sender_id, type_name, timestamp, intent_name, action_name, data"
 FLOW_NAMES = ("report", "affirm", "report_form", "action_submit_report", "utter_report_code")
 
 # Runs in the Rasa environment: a report flow saved turn by turn, then filed (forget_history),
-# then another sender's turns, then the first sender's next turn. Prints the table and what
-# Rasa loads back.
+# then another sender's turns, then the first sender's next turn. The filing goes through a
+# second store on the same database (another Rasa replica): what the first one remembers of
+# rows must not matter. Prints the table and what Rasa loads back.
 SCRIPT = """
 import asyncio, base64, json, os, sqlite3, sys, time
 from rasa.shared.core.domain import Domain
@@ -49,17 +50,18 @@ domain = Domain.from_dict({
     "responses": {"utter_report_code": [{"text": "x"}], "utter_greet": [{"text": "x"}]},
     "forms": {"report_form": {"required_slots": ["report_what"]}},
 })
-store = BoundedSQLTrackerStore(domain=domain, database_url="sqlite:///" + path,
-                               encryption_key=base64.b64encode(os.urandom(32)).decode())
+key = base64.b64encode(os.urandom(32)).decode()
+store = BoundedSQLTrackerStore(domain=domain, database_url="sqlite:///" + path, encryption_key=key)
+replica = BoundedSQLTrackerStore(domain=domain, database_url="sqlite:///" + path, encryption_key=key)
 
 def intent(name):
     return {"name": name, "confidence": 1.0}
 
-async def turn(sender, events):
-    tracker = await store.retrieve(sender) or DialogueStateTracker(sender, domain.slots)
+async def turn(sender, events, on=store):
+    tracker = await on.retrieve(sender) or DialogueStateTracker(sender, domain.slots)
     for event in events:
         tracker.update(event)
-    await store.save(tracker)
+    await on.save(tracker)
 
 async def main():
     start = [ActionExecuted("action_session_start"), SessionStarted(), SlotSet("country", "GT"),
@@ -71,7 +73,7 @@ async def main():
         ActiveLoop(None), ActionExecuted("action_listen")])
     await turn("tipster", [UserUttered("si", intent("affirm")), ActionExecuted("action_submit_report"),
         SlotSet("report_what", None), SlotSet("forget_history", True), BotUttered("TRT-7K4M-Q2XH-5"),
-        ActionExecuted("utter_report_code"), ActionExecuted("action_listen")])
+        ActionExecuted("utter_report_code"), ActionExecuted("action_listen")], on=replica)
     filed_at = time.time()
     for n in range(10):
         await turn("other", (start if n == 0 else []) + [UserUttered("hola", intent("greet")),
