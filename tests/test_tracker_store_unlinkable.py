@@ -79,8 +79,8 @@ async def main():
         await turn("other", (start if n == 0 else []) + [UserUttered("hola", intent("greet")),
             ActionExecuted("utter_greet"), ActionExecuted("action_listen")])
     after_filing = await store.retrieve("tipster")
-    await turn("tipster", [UserUttered("gracias", intent("greet")), ActionExecuted("utter_greet"),
-        ActionExecuted("action_listen")])
+    await turn("tipster", [UserUttered("gracias", intent("greet"), timestamp=filed_at - 7200),
+        ActionExecuted("utter_greet"), ActionExecuted("action_listen")])
     later = await store.retrieve("tipster")
     db = sqlite3.connect(path)
     rows = db.execute("SELECT id, sender_id, type_name, timestamp, intent_name, action_name, data "
@@ -93,6 +93,7 @@ async def main():
                          "timestamps": [e.timestamp for e in after_filing.events],
                          "names": [getattr(e, "action_name", None) for e in after_filing.events]},
         "later": {"texts": [e.text for e in later.events if isinstance(e, UserUttered)],
+                  "user_times": [e.timestamp for e in later.events if isinstance(e, UserUttered)],
                   "country": later.get_slot("country"),
                   "session_starts": sum(isinstance(e, SessionStarted) for e in later.events)},
     }))
@@ -150,6 +151,8 @@ def test_the_tracker_table_keeps_no_name_no_time_and_no_order(tmp_path: Path) ->
     later = result["later"]
     assert isinstance(later, dict)
     assert later["texts"] == ["gracias"] and later["country"] == "GT" and later["session_starts"] == 1
+    # A user message keeps its real time inside the seal: Rasa's session expiry reads it.
+    assert later["user_times"] == [filed_at - 7200]
 
 
 def sender_reference(key: bytes, sender: str) -> str:
