@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from channels import relay
+from channels import provider_cleanup, relay
 from channels.base import BadRequest, ChannelAdapter, InboundMessage, InvalidSignature, SendError
 from channels.config import GatewaySettings, load_gateway_settings
 from channels.core import Gateway, build_gateway
@@ -109,6 +109,7 @@ async def background_work(gateway: Gateway) -> None:
         try:
             await gateway.drain_pending()
             await gateway.sweep_handoffs()
+            await provider_cleanup.run(gateway.engine, gateway.adapters)  # Twilio's copies of answered messages
             if since_purge >= PURGE_EVERY_SECONDS:
                 await asyncio.to_thread(gateway.purge)
                 since_purge = 0.0

@@ -8,6 +8,13 @@ is checked against settings.public_url + the request's path and query string, ne
 the URL uvicorn sees (http://127.0.0.1:8000/...). The proxy must keep the path as Twilio sent
 it; a proxy that strips a prefix needs that prefix in HOTLINE_PUBLIC_URL
 (https://example.org/hotline when it forwards /hotline/webhooks/... as /webhooks/...).
+
+Twilio's copies: Twilio keeps every message (and its media) in its message log until it is
+deleted. The channel notes the SIDs of each message it answered (and its media), of the
+replies it sent by the REST API, and of the replies sent as TwiML (each <Message> asks for
+status callbacks at the webhook URL, which carry the reply's SID); channels/provider_cleanup.py
+stores them and deletes each through Twilio's API once Twilio allows it. Nothing is written
+while answering: the SIDs wait in memory until the gateway's background work stores them.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import httpx
 import requests
 from starlette.requests import Request
 from starlette.responses import Response
-from twilio.base.exceptions import TwilioException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
@@ -45,6 +52,7 @@ from channels.base import (
 )
 from channels.config import GatewaySettings
 from channels.media import MAX_DOWNLOAD_BYTES
+from channels.provider_cleanup import DELETED, FAILED, GONE, NOT_READY, Record
 from channels.sms_split import TWILIO_MAX_CHARS, split_sms, split_text
 from hotline.sms import to_gsm7
 
@@ -75,6 +83,10 @@ INBOUND_STATUSES = frozenset({"received", "receiving"})
 STOPPED_CODES = frozenset({21610, 63014})
 THROTTLED_CODES = frozenset({20429, 63018})  # too many requests; channel rate limit exceeded
 AUTH_FAILED_CODE = 20003
+NOT_FINAL_CODE = 20009  # https://www.twilio.com/docs/api/errors/20009: not deletable yet
+MAX_KEPT_RECORDS = 10_000  # SIDs waiting in memory for the database (it is down): the oldest go
+_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")  # Twilio SIDs: two letters and 32 hex digits
+_MEDIA_SIDS = re.compile(r"/Messages/([A-Za-z0-9]+)/Media/([A-Za-z0-9]+)$")
 
 # Twilio's library would read TWILIO_EDGE / TWILIO_REGION from os.environ and change the API
 # host; the host is HOTLINE_TWILIO_API_URL only (tests must never reach the real API).
@@ -120,6 +132,7 @@ class TwilioChannel:
         self.name = name
         self.prefix = ADDRESS_PREFIXES[name]
         self.settings = settings
+        self._records: list[Record] = []  # Twilio SIDs to delete, until stored by provider_cleanup
         logging.getLogger("twilio.http_client").setLevel(logging.WARNING)  # it logs URLs and headers
 
     # -- inbound -------------------------------------------------------------------------
@@ -154,6 +167,7 @@ class TwilioChannel:
             form.setdefault(key, value)
         status = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower()
         if status and status not in INBOUND_STATUSES:
+            self._note(form.get("MessageSid") or form.get("SmsSid") or "")  # one of our replies
             logger.info(
                 "status callback channel=%s sid=%s status=%s error=%s",
                 self.name,
@@ -197,10 +211,15 @@ class TwilioChannel:
 
     def render(self, inbound: InboundMessage | None, replies: list[Reply]) -> Response:
         """https://www.twilio.com/docs/messaging/twiml: one <Message> per part; <Response/>
-        without replies (a status callback, a duplicate)."""
+        without replies (a status callback, a duplicate). The message answered (and its
+        media) is noted for deletion; each <Message>'s `action` asks Twilio for status
+        callbacks at this channel's webhook, which tell the reply's SID."""
+        if inbound is not None and self.owns(inbound.address):
+            self._note(inbound.delivery_id, *(_media_sid(media.url, inbound.delivery_id) for media in inbound.media))
         twiml = MessagingResponse()
+        action = self.settings.public_url.rstrip("/") + WEBHOOK_PATHS[self.name]
         for body in self.parts(replies):
-            twiml.message(body)
+            twiml.message(body, action=action, method="POST")
         return Response(str(twiml), media_type="application/xml")
 
     async def send(self, address: str, replies: list[Reply]) -> SendResult:
@@ -214,6 +233,7 @@ class TwilioChannel:
         if not bodies:
             return SendResult()
         sids = await asyncio.to_thread(self._send_sync, sender, address, bodies)
+        self._note(*sids)
         logger.info("sent channel=%s parts=%d sids=%s", self.name, len(sids), ",".join(sids))
         return SendResult(provider_ids=tuple(sids))
 
@@ -272,9 +292,54 @@ class TwilioChannel:
             raise ConnectionFailed("media download failed") from None
         return content
 
+    # -- Twilio's copies (channels/provider_cleanup.py) --------------------------------------
+
+    def _note(self, message_sid: str, *media_sids: str) -> None:
+        """Note a message (and media of it) for deletion; ids that are not SIDs are ignored."""
+        if not _SID.match(message_sid or ""):
+            return
+        self._records.append((message_sid, ""))
+        self._records.extend((message_sid, media) for media in media_sids if _SID.match(media or ""))
+        del self._records[:-MAX_KEPT_RECORDS]
+
+    def take_provider_records(self) -> list[Record]:
+        taken, self._records = self._records, []
+        return taken
+
+    def put_back_provider_records(self, records: list[Record]) -> None:
+        self._records[:0] = records
+        del self._records[:-MAX_KEPT_RECORDS]
+
+    async def delete_provider_record(self, message_id: str, media_id: str) -> str:
+        """https://www.twilio.com/docs/messaging/api/message-resource#delete-a-message-resource
+        (and .../Media/{sid}): DELETED on 204, GONE on 404, NOT_READY when Twilio refuses a
+        message not final yet (20009), FAILED otherwise."""
+        s = self.settings
+        if not s.twilio_account_sid or not s.twilio_auth_token:
+            return FAILED
+        return await asyncio.to_thread(
+            self._delete_sync, s.twilio_account_sid, s.twilio_auth_token, message_id, media_id
+        )
+
+    def _delete_sync(self, account_sid: str, auth_token: str, message_id: str, media_id: str) -> str:
+        http = _ApiHttpClient(self.settings.twilio_api_url)
+        client = Client(account_sid, auth_token, http_client=http, environment=_NO_ENVIRONMENT)
+        try:
+            message = client.messages(message_id)
+            (message.media(media_id) if media_id else message).delete()
+            return DELETED
+        except TwilioRestException as error:
+            if error.status == 404:
+                return GONE
+            return NOT_READY if error.code == NOT_FINAL_CODE else FAILED
+        except (TwilioException, requests.RequestException, ValueError):
+            return FAILED
+        finally:
+            http.close()
+
     async def delete_messages(self, address: str, message_ids: list[str]) -> int:
-        """Nothing: an SMS or a WhatsApp message cannot be taken back from the phone (Twilio
-        can only redact its own copy, and the gateway stores no SIDs for SMS)."""
+        """Nothing: an SMS or a WhatsApp message cannot be taken back from the phone. Twilio's
+        own copies are deleted anyway, once answered (delete_provider_record)."""
         return 0
 
 
@@ -331,6 +396,13 @@ def _media(form: Mapping[str, str]) -> tuple[Media, ...]:
         if url:
             media.append(Media(url, form.get(f"MediaContentType{n}", "").strip()))
     return tuple(media)
+
+
+def _media_sid(url: str, message_sid: str) -> str:
+    """The Media SID in an inbound media URL (.../Messages/MM.../Media/ME...), when the URL
+    belongs to this message; "" otherwise."""
+    found = _MEDIA_SIDS.search(url)
+    return found.group(2) if found and found.group(1) == message_sid else ""
 
 
 def _safe_id(value: str | None) -> str:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     MetaData,
     String,
     TypeDecorator,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -270,6 +271,24 @@ class ChannelMessage(Base):
     pseudonym: Mapped[str] = mapped_column(String(64), index=True)
     message_id: Mapped[str] = mapped_column(String(32))
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class ProviderRecord(Base):
+    """A message (or one of its media) a provider still keeps, to be deleted through the
+    provider's API once answered (channels/provider_cleanup.py). Provider ids only: never a
+    number, a pseudonym or a text. The row goes when the provider confirms the deletion (or
+    says the record is gone), or after a time limit (counted and logged)."""
+
+    __tablename__ = "provider_records"
+    __table_args__ = (UniqueConstraint("channel", "message_id", "media_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(20))  # the adapter that deletes it ("sms", "whatsapp")
+    message_id: Mapped[str] = mapped_column(String(64))  # Twilio Message SID (SM..., MM...)
+    media_id: Mapped[str] = mapped_column(String(64), default="")  # Twilio Media SID (ME...), "" for the message
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)  # next attempt
+    give_up_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 # -- Staff console (console/): staff accounts and the audit log. The TOTP secret is sealed

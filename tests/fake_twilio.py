@@ -1,8 +1,12 @@
 """A fake Twilio REST API: a real HTTP server on 127.0.0.1 (ephemeral port, in a thread)
 that records every request and answers POST /2010-04-01/Accounts/<sid>/Messages.json the
-way Twilio does (201 with a JSON Message), or with the error it was told to give. Anything
-else gets a 404 and is recorded too, so a test asserting the exact list of requests fails
-on an unexpected one. Point GatewaySettings.twilio_api_url at `fake.url`."""
+way Twilio does (201 with a JSON Message), or with the error it was told to give. DELETE of
+a Message (/Messages/<sid>.json) or of one of its Media (/Messages/<sid>/Media/<sid>.json)
+follows Twilio's rules: 204 and gone (a message takes its media with it); 404 (20404) for an
+unknown SID; a message not in a final state refused with 20009 (the HTTP status of that
+refusal is not documented; 409 here). Anything else gets a 404 and is recorded too, so a
+test asserting the exact list of requests fails on an unexpected one. Point
+GatewaySettings.twilio_api_url at `fake.url`."""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from re import fullmatch
 from urllib.parse import parse_qs
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -33,6 +38,10 @@ ANSWERS: dict[str, tuple[int, dict[str, object]]] = {
     "throttled": (429, {"code": 20429, "message": "Too Many Requests", "status": 429}),
     "server_error": (500, {"code": 20500, "message": "Internal Server Error", "status": 500}),
 }
+NOT_FOUND = (404, {"code": 20404, "message": "The requested resource was not found", "status": 404})
+NOT_FINAL = (409, {"code": 20009, "message": "Cannot delete this resource before it is complete", "status": 409})
+# https://www.twilio.com/docs/messaging/api/message-resource#message-status-values
+FINAL_STATUSES = frozenset({"received", "delivered", "undelivered", "failed", "read", "canceled"})
 
 
 @dataclass(frozen=True)
@@ -56,13 +65,26 @@ class FakeTwilio:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self.running = False
         self.media: dict[str, tuple[bytes, str]] = {}  # path -> (content, content type), served to GET with auth
+        self.statuses: dict[str, str] = {}  # Message SID -> status, of every message Twilio keeps
 
-    def add_media(self, content: bytes, content_type: str) -> str:
+    def add_media(self, content: bytes, content_type: str, message_sid: str | None = None) -> str:
         """A media file as Twilio hosts an inbound message's media; returns its public URL
         (https://api.twilio.com/...), which the channel rewrites to this server."""
-        path = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/MM{len(self.media):032x}/Media/ME{len(self.media):032x}"
+        message_sid = message_sid or f"MM{len(self.media):032x}"
+        self.statuses.setdefault(message_sid, "received")
+        path = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{message_sid}/Media/ME{len(self.media):032x}"
         self.media[path] = (content, content_type)
         return "https://api.twilio.com" + path
+
+    def add_inbound(self, message_sid: str) -> None:
+        """A message a person sent: Twilio keeps it, "received" (final) at once."""
+        self.statuses[message_sid] = "received"
+
+    def kept(self) -> set[str]:
+        """What Twilio still keeps: message SIDs and media SIDs."""
+        with self._lock:
+            media = {path.rsplit("/", 1)[1] for path in self.media}
+            return set(self.statuses) | media
 
     def messages_path(self, account_sid: str = ACCOUNT_SID) -> str:
         return f"/2010-04-01/Accounts/{account_sid}/Messages.json"
@@ -78,14 +100,34 @@ class FakeTwilio:
             self.running = False
         self._server.server_close()
 
+    def _delete(self, path: str) -> tuple[int, dict[str, object]]:
+        found = fullmatch(r"/2010-04-01/Accounts/(\w+)/Messages/(\w+)(?:/Media/(\w+))?\.json", path)
+        if not found:
+            return NOT_FOUND
+        with self._lock:
+            message_sid, media_sid = found.group(2), found.group(3)
+            media_prefix = f"/2010-04-01/Accounts/{found.group(1)}/Messages/{message_sid}/Media/"
+            if media_sid:
+                return (204, {}) if self.media.pop(media_prefix + media_sid, None) else NOT_FOUND
+            status = self.statuses.get(message_sid)
+            if status is None:
+                return NOT_FOUND
+            if status not in FINAL_STATUSES:
+                return NOT_FINAL
+            del self.statuses[message_sid]
+            for media_path in [p for p in self.media if p.startswith(media_prefix)]:
+                del self.media[media_path]  # deleting a message deletes its media (since October 2020)
+            return 204, {}
+
     def _reply(self, path: str, form: dict[str, list[str]]) -> tuple[int, dict[str, object]]:
         if not (path.startswith("/2010-04-01/Accounts/") and path.endswith("/Messages.json")):
-            return 404, {"code": 20404, "message": "The requested resource was not found", "status": 404}
+            return NOT_FOUND
         with self._lock:
             index, self._messages_seen = self._messages_seen, self._messages_seen + 1
             if self.answer != "ok" and index >= self.fail_after:
                 return ANSWERS[self.answer]
             sid = next(self._sids)
+            self.statuses[sid] = "queued"
         account = path.split("/")[3]
         return 201, {
             "sid": sid,
@@ -111,6 +153,9 @@ class FakeTwilio:
             def do_GET(self) -> None:
                 self._answer()
 
+            def do_DELETE(self) -> None:
+                self._answer()
+
             def _answer(self) -> None:
                 if self.command == "GET" and self.path in fake.media:
                     self._media()
@@ -120,7 +165,15 @@ class FakeTwilio:
                 form = parse_qs(raw, keep_blank_values=True)
                 with fake._lock:
                     fake.requests.append(Recorded(self.command, self.path, form, _basic_auth(self.headers)))
-                status, payload = fake._reply(self.path, form)
+                if self.command == "DELETE":
+                    authorized = _basic_auth(self.headers) == (ACCOUNT_SID, AUTH_TOKEN)
+                    status, payload = fake._delete(self.path) if authorized else ANSWERS["auth"]
+                else:
+                    status, payload = fake._reply(self.path, form)
+                if status == 204:
+                    self.send_response(204)
+                    self.end_headers()
+                    return
                 data = json.dumps(payload).encode("utf-8")
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

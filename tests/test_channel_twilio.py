@@ -8,17 +8,24 @@ import asyncio
 import inspect
 import itertools
 import logging
+import secrets
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
+import httpx
 import pytest
+from sqlalchemy import Engine, text
 from starlette.requests import Request
 from twilio.request_validator import RequestValidator
 
 import channels.base
+from channels import provider_cleanup
+from channels.app import DRAIN_EVERY_SECONDS
 from channels.base import (
     BadRequest,
     ChannelError,
@@ -38,6 +45,8 @@ from channels.config import GatewaySettings
 from channels.sms_split import split_sms, split_text
 from channels.twilio import SMS, WEBHOOK_PATHS, WHATSAPP, TwilioChannel, twilio_channels
 from hotline.sms import is_gsm7, segment_count, to_gsm7, ucs2_units
+from reports.db import make_engine
+from scripts.stack import Stack
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, Recorded, running_fake_twilio
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -616,3 +625,177 @@ def test_error_codes_are_unique() -> None:
     assert len(classes) >= 9
     codes = [cls.code for cls in classes]
     assert len(codes) == len(set(codes)), codes
+
+
+# -- Twilio's copies: deleted once answered (channels/provider_cleanup.py) ----------------
+
+INBOUND_SID = "SM" + "1a" * 16
+MMS_SID = "MM" + "2b" * 16
+REPLY_SID = "SM" + "3c" * 16  # a reply sent as TwiML: its SID comes in a status callback
+CODE = "TRT-7K4M-Q2XH-5"
+
+
+def inbound_body(sid: str, text: str, *media_urls: str) -> bytes:
+    fields = [("SmsStatus", "received"), ("From", PERSON), ("To", HOTLINE_NUMBER), ("MessageSid", sid)]
+    fields += [("Body", text), ("NumMedia", str(len(media_urls)))]
+    fields += [(f"MediaUrl{n}", url) for n, url in enumerate(media_urls)]
+    return urlencode(fields).encode()
+
+
+def status_body(sid: str, status: str) -> bytes:
+    return urlencode(
+        [("MessageSid", sid), ("MessageStatus", status), ("To", PERSON), ("From", HOTLINE_NUMBER)]
+    ).encode()
+
+
+def webhook(channel: TwilioChannel, body: bytes) -> list[InboundMessage]:
+    return asyncio.run(verify_and_parse(channel, signed_request(SMS, body, "valid"), body))
+
+
+def cleanup(engine: Engine, channel: TwilioChannel, now: datetime) -> provider_cleanup.CleanupCounts:
+    return asyncio.run(provider_cleanup.run(engine, {SMS: channel}, now=now))
+
+
+def stored_records(engine: Engine) -> list[tuple[object, ...]]:
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(text("SELECT * FROM provider_records"))]
+
+
+def deletions(fake: FakeTwilio) -> list[str]:
+    return [r.path.rsplit("/", 1)[1].removesuffix(".json") for r in fake.requests if r.method == "DELETE"]
+
+
+def test_an_answered_message_its_photo_and_the_replies_are_deleted_from_twilio(
+    fake: FakeTwilio, engine: Engine
+) -> None:
+    channel = TwilioChannel(SMS, sending(fake))
+    photo = fake.add_media(b"\xff\xd8jpeg with GPS", "image/jpeg", message_sid=MMS_SID)
+    media_sid = photo.rsplit("/", 1)[1]
+    fake.add_inbound(INBOUND_SID)
+    text_message = webhook(channel, inbound_body(INBOUND_SID, "en el bar tienen encerradas a unas muchachas"))
+    twiml = channel.render(text_message[0], [Reply(f"Tu código es {CODE}")])
+    # Each reply asks Twilio for status callbacks at the webhook: they tell the reply's SID.
+    root = ET.fromstring(bytes(twiml.body))
+    assert [m.get("action") for m in root] == [PUBLIC_URL + WEBHOOK_PATHS[SMS]]
+    channel.render(webhook(channel, inbound_body(MMS_SID, "", photo))[0], [Reply("Recibimos la foto")])
+    fake.statuses[REPLY_SID] = "sent"  # Twilio created the TwiML reply; no delivery receipt yet
+    assert webhook(channel, status_body(REPLY_SID, "sent")) == []
+    sent = asyncio.run(channel.send(PERSON, [Reply("Respuesta tardía")]))  # a late answer by the REST API
+    late_sid = sent.provider_ids[0]
+    kept_before = fake.kept()
+    assert {INBOUND_SID, MMS_SID, media_sid, REPLY_SID, late_sid} <= kept_before
+
+    start = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+    counts = cleanup(engine, channel, start)
+    assert counts.recorded == 5 and counts.deleted == 0  # Twilio asks to wait a minute first
+    assert deletions(fake) == []
+    # The table holds Twilio SIDs and times: no number, no pseudonym, no text.
+    dumped = repr(stored_records(engine))
+    for secret in (PERSON, "55501234", "encerradas", "muchachas", CODE, "Respuesta"):
+        assert secret not in dumped
+
+    counts = cleanup(engine, channel, start + timedelta(minutes=3))
+    assert counts.deleted == 3 and counts.retried == 2  # the replies are not final yet (20009)
+    tried = deletions(fake)
+    assert {INBOUND_SID, MMS_SID, media_sid, REPLY_SID, late_sid} == set(tried)
+    assert tried.index(media_sid) < tried.index(MMS_SID)  # a photo before its message
+    assert fake.kept() == {REPLY_SID, late_sid}
+    fake.statuses[REPLY_SID] = fake.statuses[late_sid] = "delivered"
+    assert cleanup(engine, channel, start + timedelta(minutes=4)).deleted == 0  # not due yet
+    counts = cleanup(engine, channel, start + timedelta(minutes=9))
+    assert counts.deleted == 2 and fake.kept() == set() and stored_records(engine) == []
+    assert all(r.basic_auth == (ACCOUNT_SID, AUTH_TOKEN) for r in fake.requests if r.method == "DELETE")
+
+
+def test_a_record_twilio_no_longer_has_is_done_and_a_callback_twice_is_one_record(
+    fake: FakeTwilio, engine: Engine
+) -> None:
+    channel = TwilioChannel(SMS, sending(fake))
+    for status in ("sent", "delivered", "delivered"):
+        webhook(channel, status_body(REPLY_SID, status))  # Twilio does not know it (deleted by hand)
+    start = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+    assert cleanup(engine, channel, start).recorded == 1
+    counts = cleanup(engine, channel, start + timedelta(minutes=3))
+    assert counts.deleted == 1 and deletions(fake) == [REPLY_SID]  # 404: nothing left to delete
+    assert stored_records(engine) == []
+
+
+def test_a_deletion_refused_for_days_is_given_up_and_counted(
+    fake: FakeTwilio, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    channel = TwilioChannel(SMS, sending(fake))
+    fake.statuses[REPLY_SID] = "sent"  # never reaches a final state
+    webhook(channel, status_body(REPLY_SID, "sent"))
+    now = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+    cleanup(engine, channel, now)
+    given_up = 0
+    while stored_records(engine):
+        now += timedelta(hours=1)
+        given_up += cleanup(engine, channel, now).given_up
+        assert now < datetime(2026, 12, 23, tzinfo=UTC), "retried forever"
+    assert given_up == 1 and REPLY_SID in fake.kept()
+    assert provider_cleanup.GIVE_UP_AFTER <= now - datetime(2026, 12, 6, 10, 0, tzinfo=UTC) <= timedelta(days=16)
+    assert 10 <= len(deletions(fake)) <= 80  # growing delays: not one call per round
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "channels.provider_cleanup")
+    assert "provider records given up after 15 days: 1" in logged
+    assert REPLY_SID not in logged and PERSON not in logged  # counts only
+
+
+def test_sids_wait_in_memory_while_the_database_is_down(fake: FakeTwilio, engine: Engine, tmp_path: Path) -> None:
+    channel = TwilioChannel(SMS, sending(fake))
+    fake.add_inbound(INBOUND_SID)
+    channel.render(webhook(channel, inbound_body(INBOUND_SID, "hola"))[0], [Reply("Hola")])
+    unmigrated = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")  # no provider_records table
+    try:
+        assert cleanup(unmigrated, channel, datetime(2026, 12, 6, 10, 0, tzinfo=UTC)).recorded == 0
+    finally:
+        unmigrated.dispose()
+    start = datetime(2026, 12, 6, 10, 5, tzinfo=UTC)
+    assert cleanup(engine, channel, start).recorded == 1
+    assert cleanup(engine, channel, start + timedelta(minutes=3)).deleted == 1
+    assert INBOUND_SID not in fake.kept()
+
+
+def test_only_twilio_sids_are_noted() -> None:
+    channel = TwilioChannel(SMS, SETTINGS)
+    forged = InboundMessage(SMS, PERSON, "hola", delivery_id="'; DROP TABLE x; --", media=(Media("https://x/y", ""),))
+    channel.render(forged, [Reply("Hola")])
+    other = InboundMessage(SMS, PERSON, "hola", delivery_id=INBOUND_SID, media=(Media("https://api.twilio.com/x", ""),))
+    channel.render(other, [])
+    assert channel.take_provider_records() == [(INBOUND_SID, "")]
+
+
+@pytest.mark.rasa
+def test_the_running_gateway_notes_what_it_answered_for_deletion(stack: Stack) -> None:
+    """Through the real gateway process: a signed SMS is answered with TwiML whose replies ask
+    for status callbacks; a callback for a reply comes in; the gateway's background work
+    stores both SIDs (and nothing else) for deletion."""
+    phone, sid, reply_sid = (
+        f"+5025{secrets.randbelow(10**7):07d}",
+        "SM" + secrets.token_hex(16),
+        "SM" + secrets.token_hex(16),
+    )
+    url = f"{stack.gateway_url}{WEBHOOK_PATHS[SMS]}"
+    with httpx.Client(timeout=30.0) as client:
+        for form in (
+            {"From": phone, "To": HOTLINE_NUMBER, "Body": "hola", "MessageSid": sid, "SmsStatus": "received"},
+            {"From": HOTLINE_NUMBER, "To": phone, "MessageSid": reply_sid, "MessageStatus": "delivered"},
+        ):
+            signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
+            response = client.post(url, data=form, headers={"X-Twilio-Signature": signature})
+            assert response.status_code == 200
+            if "Body" in form:
+                actions = {m.get("action") for m in ET.fromstring(response.text).iter("Message")}
+                assert actions == {url}  # HOTLINE_PUBLIC_URL is the gateway's own URL in the stack
+    engine = make_engine(stack.database_url)
+    try:
+        deadline = time.monotonic() + 4 * DRAIN_EVERY_SECONDS
+        stored: list[tuple[object, ...]] = []
+        while time.monotonic() < deadline and len(stored) < 2:
+            stored = [r for r in stored_records(engine) if sid in r or reply_sid in r]
+            time.sleep(0.5)  # polling the background loop's work, not covering a race
+    finally:
+        engine.dispose()
+    assert sorted((r[1], r[2], r[3]) for r in stored) == sorted([(SMS, sid, ""), (SMS, reply_sid, "")])
+    assert phone not in repr(stored) and phone[1:] not in repr(stored)

@@ -128,7 +128,9 @@ def test_sigterm_stops_every_server_of_make_run(run: Run, tmp_path: Path) -> Non
     servers = descendants(process.pid)
     run.servers.update(servers)
     commands = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ") for pid in servers}
-    assert any(b"actions.serve" in c for c in commands.values()) and any(b"channels.app" in c for c in commands.values())
+    assert any(b"actions.serve" in c for c in commands.values()) and any(
+        b"channels.app" in c for c in commands.values()
+    )
     assert any(b"console.app" in c for c in commands.values()), commands
     assert any(b"rasa_plugins.serve" in c and b"--enable-api" in c for c in commands.values()), commands
 
