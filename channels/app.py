@@ -28,7 +28,7 @@ from channels import provider_cleanup, relay
 from channels.base import BadRequest, ChannelAdapter, InboundMessage, InvalidSignature, SendError
 from channels.config import GatewaySettings, load_gateway_settings
 from channels.core import Gateway, build_gateway
-from channels.simulator import simulator_routes
+from channels.registry import all_adapters
 from reports.config import load_settings
 from reports.keys import KeyringError, load_relay_key
 
@@ -37,8 +37,6 @@ logger = logging.getLogger("channels.app")
 MAX_BODY_BYTES = 64 * 1024
 DRAIN_EVERY_SECONDS = 10.0
 PURGE_EVERY_SECONDS = 3600.0
-# Channels whose webhook answer carries the replies (TwiML); the others send them via their API.
-ANSWER_IN_WEBHOOK = {"sms", "whatsapp", "simulator"}
 
 
 async def read_body(request: Request) -> bytes:
@@ -70,7 +68,7 @@ def webhook(channel: str) -> Callable[[Request], Awaitable[Response]]:
             return PlainTextResponse("bad request", status_code=400)
         if not inbound:
             return adapter.render(None, [])
-        if channel in ANSWER_IN_WEBHOOK:
+        if adapter.answers_in_webhook:
             replies = [reply for m in inbound for reply in await gateway.handle(m)]
             return adapter.render(inbound[0], replies)
         return answer_then_handle(gateway, adapter, inbound)
@@ -120,11 +118,14 @@ async def background_work(gateway: Gateway) -> None:
 
 
 def create_app(settings: GatewaySettings | None = None, gateway: Gateway | None = None) -> Starlette:
+    """The gateway's app: each channel module brings its own routes (channels/registry.py
+    decides which exist: the simulator only in development mode), the relay and /health."""
     chosen = gateway.settings if gateway else settings or load_gateway_settings()
+    adapters = gateway.adapters if gateway else all_adapters(chosen)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.gateway = gateway or build_gateway(chosen)
+        app.state.gateway = gateway or build_gateway(chosen, adapters)
         app.state.relay_key = relay_key(chosen)
         app.state.relay_nonces = relay.NonceMemory()
         worker = asyncio.create_task(background_work(app.state.gateway))
@@ -138,14 +139,8 @@ def create_app(settings: GatewaySettings | None = None, gateway: Gateway | None 
                 if close is not None:
                     await close()
 
-    routes = [
-        Route("/webhooks/twilio/sms", webhook("sms"), methods=["POST"]),
-        Route("/webhooks/twilio/whatsapp", webhook("whatsapp"), methods=["POST"]),
-        Route("/webhooks/telegram", webhook("telegram"), methods=["POST"]),
-        Route("/health", health, methods=["GET"]),
-    ]
-    if chosen.development:  # production: no simulator route at all
-        routes += simulator_routes(webhook("simulator"))
+    routes = [route for name, adapter in adapters.items() for route in adapter.routes(webhook(name))]
+    routes.append(Route("/health", health, methods=["GET"]))
     return Starlette(routes=routes + relay.routes(), lifespan=lifespan)
 
 

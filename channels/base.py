@@ -5,11 +5,15 @@ duplicates, rate limits, Rasa. Only channel modules and the core ever see an add
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,12 @@ class ChannelAdapter(Protocol):
     """One module per channel with this shape (channels/twilio.py, channels/telegram.py)."""
 
     name: str  # the channel name used in InboundMessage.channel and pseudonyms
+    answers_in_webhook: bool  # replies go back in the webhook's HTTP answer (TwiML), not through the API
+    keeps_message_ids: bool  # ids of sent messages are remembered: the channel lets us delete them later
+
+    def routes(self, webhook: Endpoint) -> list[Route]:
+        """The channel's routes on the gateway; `webhook` is the shared endpoint (verify,
+        parse, the core, render) built for this channel."""
 
     async def verify(self, request: Request, body: bytes) -> None:
         """Raise InvalidSignature unless the request is authentic (constant-time checks)."""

@@ -393,8 +393,8 @@ class Gateway:
         except ContactStopped:
             await self._set_opt_out(pseudonym, True)  # blocked the bot or STOP at the carrier: never retry
             raise
-        for message_id in result.provider_ids:
-            if channel == "telegram":
+        if adapter.keeps_message_ids:
+            for message_id in result.provider_ids:
                 await self._remember_message(pseudonym, message_id)
 
     # -- live hand-off (console/handoff.py) ----------------------------------------------

@@ -13,5 +13,6 @@ def all_adapters(settings: GatewaySettings) -> dict[str, ChannelAdapter]:
 
     adapters: dict[str, ChannelAdapter] = dict(twilio_channels(settings))
     adapters["telegram"] = TelegramChannel(settings)
-    adapters["simulator"] = SimulatorChannel()
+    if settings.development:  # production: no simulator at all, not even its routes
+        adapters["simulator"] = SimulatorChannel()
     return adapters

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from channels.base import BadRequest, ConfigError, InboundMessage, InvalidSignature, Media, Reply, SendResult
+from channels.base import BadRequest, ConfigError, Endpoint, InboundMessage, InvalidSignature, Media, Reply, SendResult
 from hotline.sms import sms_segments, to_gsm7
 
 LOOPBACK_NAMES = {"127.0.0.1", "::1", "localhost"}
@@ -54,6 +54,12 @@ def on_this_machine(request: Request) -> bool:
 
 class SimulatorChannel:
     name = "simulator"
+    answers_in_webhook = True
+    keeps_message_ids = False
+
+    def routes(self, webhook: Endpoint) -> list[Route]:
+        """Only registered in development mode (the registry leaves the simulator out otherwise)."""
+        return simulator_routes(webhook)
 
     def __init__(self) -> None:
         self.outbox: OrderedDict[str, deque[Reply]] = OrderedDict()

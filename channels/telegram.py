@@ -33,6 +33,7 @@ from typing import Protocol, TypeVar
 import yaml
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 from telegram import Bot, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest as TelegramBadRequest
 from telegram.error import ChatMigrated, Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
@@ -43,6 +44,7 @@ from channels.base import (
     ConfigError,
     ConnectionFailed,
     ContactStopped,
+    Endpoint,
     InboundMessage,
     InvalidSignature,
     Media,
@@ -198,12 +200,17 @@ class TelegramChannel:
     """The Telegram module of the gateway (channels.base.ChannelAdapter)."""
 
     name = "telegram"
+    answers_in_webhook = False  # Telegram retries a slow webhook: answered at once, replies sent after
+    keeps_message_ids = True  # a bot may delete messages of the last 48 hours (/borrar)
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self._bot: Bot | None = None
         self._requests: tuple[HTTPXRequest, HTTPXRequest] | None = None
         quiet_noisy_loggers()
+
+    def routes(self, webhook: Endpoint) -> list[Route]:
+        return [Route("/webhooks/telegram", webhook, methods=["POST"])]
 
     # -- webhook in ------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ import httpx
 import requests
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
@@ -41,6 +42,7 @@ from channels.base import (
     ConfigError,
     ConnectionFailed,
     ContactStopped,
+    Endpoint,
     InboundMessage,
     InvalidSignature,
     Media,
@@ -126,6 +128,9 @@ class TwilioChannel:
     """The ChannelAdapter of Twilio SMS (`TwilioChannel("sms", settings)`) and WhatsApp
     (`TwilioChannel("whatsapp", settings)`)."""
 
+    answers_in_webhook = True  # TwiML
+    keeps_message_ids = False  # Twilio's copies are deleted instead (channels/provider_cleanup.py)
+
     def __init__(self, name: str, settings: GatewaySettings) -> None:
         if name not in ADDRESS_PREFIXES:
             raise ValueError(f"unknown Twilio channel {name!r}")
@@ -134,6 +139,9 @@ class TwilioChannel:
         self.settings = settings
         self._records: list[Record] = []  # Twilio SIDs to delete, until stored by provider_cleanup
         logging.getLogger("twilio.http_client").setLevel(logging.WARNING)  # it logs URLs and headers
+
+    def routes(self, webhook: Endpoint) -> list[Route]:
+        return [Route(f"/webhooks/twilio/{self.name}", webhook, methods=["POST"])]
 
     # -- inbound -------------------------------------------------------------------------
 
