@@ -27,7 +27,7 @@ from starlette.routing import Route
 from channels import provider_cleanup, relay
 from channels.base import BadRequest, ChannelAdapter, InboundMessage, InvalidSignature, SendError
 from channels.config import GatewaySettings, load_gateway_settings
-from channels.core import Gateway, build_gateway
+from channels.core import Gateway, RequestIdFilter, build_gateway
 from channels.registry import all_adapters
 from reports.config import load_settings
 from reports.keys import KeyringError, load_relay_key
@@ -162,7 +162,9 @@ def relay_key(settings: GatewaySettings) -> bytes | None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RequestIdFilter())
     for noisy in ("httpx", "httpcore", "telegram", "twilio.http_client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)  # their URLs and bodies carry tokens and numbers
     host = os.environ.get("HOTLINE_GATEWAY_HOST", "127.0.0.1")

@@ -59,6 +59,16 @@ logger = logging.getLogger("channels.core")
 # An opaque id per inbound message for the log lines it causes (never the pseudonym).
 REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
 
+
+class RequestIdFilter(logging.Filter):
+    """Adds `request_id` to every record: the lines one message causes can be followed
+    (late answers too: their task keeps the context) without naming its sender."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = REQUEST_ID.get()
+        return True
+
+
 LATE_ANSWER_SECONDS = 120.0  # how long a slow Rasa answer is still awaited, to send it late
 RATE_WINDOW_SECONDS = 60.0
 MAX_PHOTOS_PER_MESSAGE = 3

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import secrets
 import sqlite3
 import stat
@@ -233,6 +234,50 @@ def world_readable_files(client: httpx.Client, target: Target) -> Outcome:
     return Outcome(FAILED if readable else REFUSED, f"readable by others: {readable}" if readable else "owner only")
 
 
+def login_flood_with_a_password_as_name(client: httpx.Client, target: Target) -> Outcome:
+    """30 logins for a name nobody has, typed as people sometimes do (their password in the
+    name field): the console must neither keep the typed text nor hash each one."""
+    typed = "Clave-" + secrets.token_hex(6)
+    refused = 0
+    with httpx.Client(timeout=30.0) as browser:
+        page = browser.get(f"{target.console}/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        if token is None:
+            return Outcome(FAILED, "no login form")
+        for _ in range(30):
+            form = {"csrf": token.group(1), "username": typed, "password": "x" * 12}
+            refused += browser.post(f"{target.console}/login", data=form).status_code in (401, 403, 429)
+    engine = make_engine(target.database_url)
+    try:
+        with transaction(engine) as session:
+            rows = session.scalars(select(AuditEntry)).all()
+            kept = [r for r in rows if typed in f"{r.actor} {r.target} {r.detail}"]
+    finally:
+        engine.dispose()
+    return Outcome(FAILED if kept or refused < 30 else REFUSED, f"{refused} refused, typed name kept {len(kept)} times")
+
+
+def report_linked_by_tracker_metadata(client: httpx.Client, target: Target) -> Outcome:
+    """After a report is filed, the tracker store's clear columns name no intent or action
+    (once `action_submit_report` stamped at the second of filing joined it to a sender)."""
+    if not target.tracker_url.startswith("sqlite:///"):
+        return Outcome(SKIPPED, "read on the SQLite tracker store of `make run`")
+    phone = Phone(client, target)
+    for text in ("quiero denunciar", "En el bar tienen a unas muchachas", "listo", "guatemala"):
+        phone.says(text)
+    for _ in range(5):
+        phone.says("saltar")
+    replies = phone.says("no") + phone.says("no") + phone.says("si")  # danger now, contact, send
+    filed = any("TRT-" in r for r in replies)
+    tracker = sqlite3.connect(target.tracker_url.removeprefix("sqlite:///"))
+    try:
+        names = tracker.execute("SELECT DISTINCT intent_name, action_name, type_name FROM events").fetchall()
+    finally:
+        tracker.close()
+    clear = sorted({str(n) for row in names for n in row[:2] if n} | {str(row[2]) for row in names} - {"event"})
+    return Outcome(FAILED if clear or not filed else REFUSED, f"report filed: {filed}; names in clear: {clear[:4]}")
+
+
 def danger_lexicon_loaded(client: httpx.Client, target: Target) -> Outcome:
     """Not an attack: a sanity check that the run's alarm phrase is one the lexicon reads."""
     return Outcome(REFUSED if DangerLexicon.from_file().is_danger(ALARM) else FAILED, "alarm phrase recognised")
@@ -252,6 +297,8 @@ ATTACKS: list[tuple[str, Callable[[httpx.Client, Target], Outcome]]] = [
     ("30 alarming messages in a minute (each an SMS)", flood_of_alarms),
     ("the same delivery replayed", replayed_delivery),
     ("databases and logs readable by other users", world_readable_files),
+    ("30 console logins with a password typed as the name", login_flood_with_a_password_as_name),
+    ("joining a report to a sender through the tracker store's clear columns", report_linked_by_tracker_metadata),
     ("(check) the alarm phrase is one the danger lexicon reads", danger_lexicon_loaded),
 ]
 

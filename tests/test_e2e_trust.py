@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import sqlite3
 import time
@@ -249,3 +250,5 @@ def test_gateway_logs_carry_no_pseudonym(client: httpx.Client, stack: Stack) -> 
     gateway_log = (Path(stack.log_dir) / "gateway.log").read_text(errors="replace")
     assert pseudonym(stack, "sms", phone) not in gateway_log
     assert json.dumps(phone) not in gateway_log and phone not in gateway_log
+    answered = [line for line in gateway_log.splitlines() if "answered channel=sms" in line]
+    assert answered and all(re.search(r"\[[0-9a-f]{8}\] answered", line) for line in answered)  # a request id
