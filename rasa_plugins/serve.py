@@ -34,11 +34,17 @@ def load_secrets(keys_dir: Path) -> dict[str, str]:
     return secrets
 
 
+def rasa_arguments(argv: list[str], token: str) -> list[str]:
+    """`rasa run` with the token; "=" because a token may begin with "-", which argparse
+    would otherwise read as an option (and refuse to start)."""
+    return ["rasa", "run", *argv, f"--auth-token={token}"]
+
+
 def main(argv: list[str]) -> None:
     keys_dir = Path(os.environ.get("HOTLINE_KEYS_DIR") or ROOT / "keys")
     secrets = load_secrets(keys_dir)
     os.environ.update(secrets)
-    sys.argv = ["rasa", "run", *argv, "--auth-token", secrets["HOTLINE_RASA_TOKEN"]]
+    sys.argv = rasa_arguments(argv, secrets["HOTLINE_RASA_TOKEN"])
     from rasa.__main__ import main as rasa_main
 
     rasa_main()

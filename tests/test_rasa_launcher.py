@@ -1,0 +1,41 @@
+"""The Rasa launcher (rasa_plugins/serve.py) in Rasa's own environment: Rasa's argument
+parser takes every token the keyring can hold, including those beginning with "-" (a
+URL-safe token does when its first byte is 0xF8-0xFB: one start in 64 once failed so)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from hotline.edge import token_text
+from scripts.stack import RASA_PYTHON, ROOT, rasa_environment
+
+pytestmark = pytest.mark.rasa
+
+PARSE = """
+import json, sys
+from rasa.__main__ import create_argument_parser
+from rasa_plugins.serve import rasa_arguments
+tokens = json.loads(sys.argv[1])
+for token in tokens:
+    args = create_argument_parser().parse_args(rasa_arguments(["--enable-api", "-p", "5005"], token)[1:])
+    assert args.auth_token == token, (token, args.auth_token)
+print(len(tokens))
+"""
+
+
+def test_rasa_takes_every_token_the_keyring_can_hold() -> None:
+    tokens = [token_text(bytes([first]) + bytes(31)) for first in (0xF8, 0xFB, 0x00, 0xFF)]
+    assert tokens[0].startswith("-") and tokens[1].startswith("-")
+    result = subprocess.run(
+        [str(RASA_PYTHON), "-c", PARSE, json.dumps(tokens)],
+        cwd=ROOT,
+        env=rasa_environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("4")
