@@ -21,9 +21,11 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 from html import escape
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import httpx
 import jinja2
@@ -157,7 +159,7 @@ class Console:
         context.setdefault("error", None)
         context.setdefault("message", None)
         html = self.templates.get_template(template).render(
-            base=base_path(request), csrf=csrf_token(request), role_names=ROLE_NAMES, **context
+            url=partial(link, request), csrf=csrf_token(request), role_names=ROLE_NAMES, **context
         )
         return HTMLResponse(html, status_code=status)
 
@@ -165,8 +167,7 @@ class Console:
         return self.render(request, "error.html", status, title=title, text=text)
 
     def to_login(self, request: Request, expired: bool = False) -> RedirectResponse:
-        suffix = "?caducada=1" if expired else ""
-        return RedirectResponse(f"{base_path(request)}/login{suffix}", status_code=303)
+        return redirect_to(request, "login", query={"caducada": "1"} if expired else None)
 
     # -- the gate
 
@@ -230,6 +231,24 @@ def base_path(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/")
 
 
+def link(request: Request, name: str, **params: object) -> str:
+    """The path of a console route by its name (as routes are declared, `name=`), under the
+    prefix the console is served at: pages and redirects never spell paths out."""
+    return base_path(request) + str(request.app.url_path_for(name, **{k: str(v) for k, v in params.items()}))
+
+
+def redirect_to(
+    request: Request, name: str, query: dict[str, str] | None = None, fragment: str = "", **params: object
+) -> RedirectResponse:
+    """After a form: 303 to a named route (the browser then GETs it)."""
+    target = link(request, name, **params)
+    if query:
+        target += "?" + urlencode(query)
+    if fragment:
+        target += "#" + quote(fragment)
+    return RedirectResponse(target, status_code=303)
+
+
 def csrf_token(request: Request) -> str:
     if "session" not in request.scope:  # the 500 page, outside the session middleware
         return ""
@@ -272,7 +291,7 @@ def console_of(request: Request) -> Console:
 async def login_page(request: Request) -> Response:
     console = console_of(request)
     if isinstance(request.session.get("uid"), int) and not console.session_expired(request.session):
-        return RedirectResponse(f"{base_path(request)}/", status_code=303)
+        return redirect_to(request, "home")
     expired = request.query_params.get("caducada") == "1"
     message = SESSION_EXPIRED if expired else None
     return console.render(request, "login.html", message=message, username="")
@@ -296,7 +315,7 @@ async def login_submit(request: Request) -> Response:
             auth.login_succeeded, console.engine, check.account_id, now, auth.LOGIN_DETAILS["development"]
         )
         console.start_session(request, check.account_id, epoch)
-        return RedirectResponse(f"{base_path(request)}/", status_code=303)
+        return redirect_to(request, "home")
     session = request.session
     session.clear()
     session.update(
@@ -305,7 +324,7 @@ async def login_submit(request: Request) -> Response:
         enrol=not check.has_totp,
         csrf=secrets.token_urlsafe(32),
     )
-    return RedirectResponse(f"{base_path(request)}/login/totp", status_code=303)
+    return redirect_to(request, "totp")
 
 
 def _pending(console: Console, request: Request) -> int | None:
@@ -360,7 +379,7 @@ async def totp_submit(request: Request) -> Response:
     detail = auth.LOGIN_DETAILS["enrolment" if enrol else "totp"]
     epoch = await run_in_threadpool(auth.login_succeeded, console.engine, account_id, now, detail)
     console.start_session(request, account_id, epoch)
-    return RedirectResponse(f"{base_path(request)}/", status_code=303)
+    return redirect_to(request, "home")
 
 
 @auth.requires("agent")
@@ -546,7 +565,7 @@ async def own_password_submit(request: Request, account: StaffAccount) -> Respon
         request.session.clear()
         return console.to_login(request)
     console.start_session(request, account.id, epoch)  # this browser stays signed in, the others do not
-    return RedirectResponse(f"{base_path(request)}/cuenta?hecho=1", status_code=303)
+    return redirect_to(request, "own_account", query={"hecho": "1"})
 
 
 async def health(request: Request) -> Response:
@@ -578,29 +597,41 @@ def create_console_app(
     secret = settings.secret or keys.derive(console.key, "console session cookie").hex()
     app = Starlette(
         routes=[
-            Route("/", home),
-            Route("/login", login_page, methods=["GET"]),
-            Route("/login", login_submit, methods=["POST"]),
-            Route("/login/totp", totp_page, methods=["GET"]),
-            Route("/login/totp", totp_submit, methods=["POST"]),
-            Route("/logout", logout, methods=["POST"]),
-            Route("/audit", audit_page),
-            Route("/admin/accounts", accounts_page, methods=["GET"]),
-            Route("/admin/accounts", accounts_create, methods=["POST"]),
-            Route("/admin/accounts/{account_id:int}/disable", accounts_disable, methods=["POST"]),
-            Route("/admin/accounts/{account_id:int}/enable", accounts_enable, methods=["POST"]),
-            Route("/admin/accounts/{account_id:int}/totp-reset", accounts_reset_totp, methods=["POST"]),
-            Route("/admin/accounts/{account_id:int}/password", accounts_set_password, methods=["POST"]),
-            Route("/cuenta", own_account_page, methods=["GET"]),
-            Route("/cuenta", own_password_submit, methods=["POST"]),
+            Route("/", home, name="home"),
+            Route("/login", login_page, methods=["GET"], name="login"),
+            Route("/login", login_submit, methods=["POST"], name="login_submit"),
+            Route("/login/totp", totp_page, methods=["GET"], name="totp"),
+            Route("/login/totp", totp_submit, methods=["POST"], name="totp_submit"),
+            Route("/logout", logout, methods=["POST"], name="logout"),
+            Route("/audit", audit_page, name="audit"),
+            Route("/admin/accounts", accounts_page, methods=["GET"], name="accounts"),
+            Route("/admin/accounts", accounts_create, methods=["POST"], name="accounts_create"),
+            Route(
+                "/admin/accounts/{account_id:int}/disable", accounts_disable, methods=["POST"], name="account_disable"
+            ),
+            Route("/admin/accounts/{account_id:int}/enable", accounts_enable, methods=["POST"], name="account_enable"),
+            Route(
+                "/admin/accounts/{account_id:int}/totp-reset",
+                accounts_reset_totp,
+                methods=["POST"],
+                name="account_totp_reset",
+            ),
+            Route(
+                "/admin/accounts/{account_id:int}/password",
+                accounts_set_password,
+                methods=["POST"],
+                name="account_password",
+            ),
+            Route("/cuenta", own_account_page, methods=["GET"], name="own_account"),
+            Route("/cuenta", own_password_submit, methods=["POST"], name="own_password"),
             *cases.case_routes(),
             *contact.routes(),
             *handoff.routes(),
             *stats.routes(),
             *facts_audit.routes(),
-            Route("/health", health),
-            Route("/static/console.css", stylesheet),
-            Route("/static/handoff.js", handoff_script),
+            Route("/health", health, name="health"),
+            Route("/static/console.css", stylesheet, name="stylesheet"),
+            Route("/static/handoff.js", handoff_script, name="handoff_script"),
         ],
         middleware=[
             Middleware(SecurityHeaders),
@@ -633,7 +664,7 @@ def open_relay(settings: ConsoleSettings) -> GatewayRelay | None:
 
 
 async def to_console(request: Request) -> Response:
-    return RedirectResponse(f"{PREFIX}/", status_code=303)
+    return RedirectResponse(PREFIX + "/", status_code=303)
 
 
 def create_server_app(settings: ConsoleSettings, engine: Engine | None = None) -> Starlette:

@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from console import auth, directory
-from console.app import ERRORS, Console, base_path, console_of
+from console.app import ERRORS, Console, console_of, redirect_to
 from console.labels import console_labels, label, label_map
 from reports import crypto, service
 from reports.db import transaction
@@ -308,7 +308,7 @@ async def report_page(request: Request, account: StaffAccount) -> Response:
 
 
 def _back(request: Request, report_id: str, done: str) -> Response:
-    return RedirectResponse(f"{base_path(request)}/casos/{report_id}?hecho={done}", status_code=303)
+    return redirect_to(request, "case", query={"hecho": done}, report_id=report_id)
 
 
 def _text(form: FormData, name: str) -> str:
@@ -501,11 +501,11 @@ async def message_submit(request: Request, account: StaffAccount) -> Response:
 
 def case_routes() -> list[Route]:
     return [
-        Route("/casos", queue_page, methods=["GET"]),
-        Route("/casos/{report_id}", report_page, methods=["GET"]),
-        Route("/casos/{report_id}/estado", status_submit, methods=["POST"]),
-        Route("/casos/{report_id}/asignar", assign_submit, methods=["POST"]),
-        Route("/casos/{report_id}/nota", note_submit, methods=["POST"]),
-        Route("/casos/{report_id}/derivar", referral_submit, methods=["POST"]),
-        Route("/casos/{report_id}/mensaje", message_submit, methods=["POST"]),
+        Route("/casos", queue_page, methods=["GET"], name="queue"),
+        Route("/casos/{report_id}", report_page, methods=["GET"], name="case"),
+        Route("/casos/{report_id}/estado", status_submit, methods=["POST"], name="case_status"),
+        Route("/casos/{report_id}/asignar", assign_submit, methods=["POST"], name="case_assign"),
+        Route("/casos/{report_id}/nota", note_submit, methods=["POST"], name="case_note"),
+        Route("/casos/{report_id}/derivar", referral_submit, methods=["POST"], name="case_referral"),
+        Route("/casos/{report_id}/mensaje", message_submit, methods=["POST"], name="case_message"),
     ]

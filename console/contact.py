@@ -84,4 +84,4 @@ async def contact_submit(request: Request, account: StaffAccount) -> Response:
 
 
 def routes() -> list[Route]:
-    return [Route("/casos/{report_id}/contactar", contact_submit, methods=["POST"])]
+    return [Route("/casos/{report_id}/contactar", contact_submit, methods=["POST"], name="case_contact")]

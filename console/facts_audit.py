@@ -32,11 +32,11 @@ from sqlalchemy import Engine, func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from console import auth
-from console.app import ERRORS, base_path, console_of
+from console.app import ERRORS, console_of, redirect_to
 from console.directory import confirmations_file
 from console.labels import console_labels, label
 from hotline import audit as content_audit
@@ -265,13 +265,13 @@ async def confirm_submit(request: Request, account: StaffAccount) -> Response:
             )
 
     await run_in_threadpool(store)
-    return RedirectResponse(f"{base_path(request)}/datos?hecho=1#dato-{fact_id}", status_code=303)
+    return redirect_to(request, "facts", query={"hecho": "1"}, fragment=f"dato-{fact_id}")
 
 
 def routes() -> list[Route]:
     return [
-        Route("/datos", facts_page, methods=["GET"]),
-        Route("/datos/{fact_id}/confirmar", confirm_submit, methods=["POST"]),
+        Route("/datos", facts_page, methods=["GET"], name="facts"),
+        Route("/datos/{fact_id}/confirmar", confirm_submit, methods=["POST"], name="fact_confirm"),
     ]
 
 

@@ -21,12 +21,12 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from channels.base import Reply, SendError
 from console import auth
-from console.app import Console, base_path, console_of
+from console.app import Console, console_of, redirect_to
 from console.labels import console_labels, label
 from console.relay import RelayUnavailable
 from hotline.text import without_control
@@ -296,7 +296,7 @@ async def _tell(console: Console, handoff_id: int, relay: Relay, text: str) -> s
 
 
 def _back(request: Request, handoff_id: int, done: str) -> Response:
-    return RedirectResponse(f"{base_path(request)}/conversaciones/{handoff_id}?hecho={done}", status_code=303)
+    return redirect_to(request, "handoff", query={"hecho": done}, handoff_id=handoff_id)
 
 
 @auth.requires("agent")
@@ -463,10 +463,10 @@ async def return_submit(request: Request, account: StaffAccount) -> Response:
 
 def routes() -> list[Route]:
     return [
-        Route("/conversaciones", list_page, methods=["GET"]),
-        Route("/conversaciones/{handoff_id:int}", handoff_page, methods=["GET"]),
-        Route("/conversaciones/{handoff_id:int}/mensajes", messages_fragment, methods=["GET"]),
-        Route("/conversaciones/{handoff_id:int}/atender", take_submit, methods=["POST"]),
-        Route("/conversaciones/{handoff_id:int}/enviar", send_submit, methods=["POST"]),
-        Route("/conversaciones/{handoff_id:int}/devolver", return_submit, methods=["POST"]),
+        Route("/conversaciones", list_page, methods=["GET"], name="handoffs"),
+        Route("/conversaciones/{handoff_id:int}", handoff_page, methods=["GET"], name="handoff"),
+        Route("/conversaciones/{handoff_id:int}/mensajes", messages_fragment, methods=["GET"], name="handoff_messages"),
+        Route("/conversaciones/{handoff_id:int}/atender", take_submit, methods=["POST"], name="handoff_take"),
+        Route("/conversaciones/{handoff_id:int}/enviar", send_submit, methods=["POST"], name="handoff_send"),
+        Route("/conversaciones/{handoff_id:int}/devolver", return_submit, methods=["POST"], name="handoff_return"),
     ]

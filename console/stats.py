@@ -210,6 +210,6 @@ async def stats_csv(request: Request, account: StaffAccount) -> Response:
 
 def routes() -> list[Route]:
     return [
-        Route("/estadisticas", stats_page, methods=["GET"]),
-        Route("/estadisticas.csv", stats_csv, methods=["GET"]),
+        Route("/estadisticas", stats_page, methods=["GET"], name="stats"),
+        Route("/estadisticas.csv", stats_csv, methods=["GET"], name="stats_csv"),
     ]
