@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gateway", default="http://127.0.0.1:8000")
     parser.add_argument("--rasa", default="http://127.0.0.1:5005")
     parser.add_argument("--actions", default="http://127.0.0.1:5055")
-    parser.add_argument("--console", default="http://127.0.0.1:8100")
+    parser.add_argument("--console", default="http://127.0.0.1:8100/console")
     parser.add_argument("--keys-dir", type=Path, default=Path(os.environ.get("HOTLINE_KEYS_DIR") or ROOT / "keys"))
     parser.add_argument("--log-dir", type=Path, default=ROOT / "build" / "logs")
     parser.add_argument(
