@@ -23,9 +23,19 @@ from pathlib import Path
 import httpx
 
 from bench.results import replace_section
-from scripts.stack import MODEL, RASA, RASA_PROJECT_ARGS, ROOT, Stack, rasa_environment, running_stack, sqlite_url
+from scripts.stack import (
+    MODEL,
+    RASA,
+    RASA_PROJECT_ARGS,
+    ROOT,
+    Stack,
+    free_port,
+    rasa_environment,
+    running_stack,
+    sqlite_url,
+)
 
-RASA_PORT, ACTIONS_PORT, GATEWAY_PORT, CONSOLE_PORT = 5205, 5255, 8205, 8305
+RASA_PORT, ACTIONS_PORT, GATEWAY_PORT, CONSOLE_PORT = (free_port() for _ in range(4))  # from the OS
 RESPONSE_TURNS = ["que papeles llevo", "que es la trata", "donde hay un albergue", "puedo pedir asilo", "hola"]
 JOB_ANSWERS = ["me ofrecen chamba en cancun es real?", "si", "no", "no", "no"]  # then "si" runs the action
 # What the issue measured on this machine kind (rasa 3.6.21, one process, in-memory tracker).

@@ -22,6 +22,7 @@ from scripts.stack import ROOT, free_port, sqlite_url
 
 pytestmark = pytest.mark.rasa
 READY_TIMEOUT_SECONDS = 240.0
+READERS: dict[int, threading.Thread] = {}  # the thread reading each run's output, joined before closing it
 
 
 def descendants(pid: int) -> dict[int, str]:
@@ -63,7 +64,9 @@ def lines_of(process: subprocess.Popen[str]) -> queue.Queue[str]:
         for line in process.stdout:
             lines.put(line)
 
-    threading.Thread(target=read, daemon=True).start()
+    reader = threading.Thread(target=read, daemon=True)
+    READERS[process.pid] = reader
+    reader.start()
     return lines
 
 
@@ -116,6 +119,12 @@ def run(tmp_path: Path) -> Iterator[Run]:
         if process.poll() is None:
             process.kill()
         process.wait(timeout=60)
+        reader = READERS.pop(process.pid, None)
+        if reader is not None:
+            reader.join(timeout=30)  # the process is gone: its output ends
+        for pipe in (process.stdin, process.stdout):  # closed here, not by the garbage collector
+            if pipe is not None:
+                pipe.close()
         for pid, start in started.servers.items():
             if alive(pid, start):
                 os.kill(pid, signal.SIGKILL)
