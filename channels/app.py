@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import uvicorn
@@ -29,7 +28,6 @@ from channels.base import BadRequest, ChannelAdapter, InboundMessage, InvalidSig
 from channels.config import GatewaySettings, load_gateway_settings
 from channels.core import Gateway, RequestIdFilter, build_gateway
 from channels.registry import all_adapters
-from reports.config import load_settings
 from reports.keys import KeyringError, load_relay_key
 
 logger = logging.getLogger("channels.app")
@@ -147,15 +145,8 @@ def create_app(settings: GatewaySettings | None = None, gateway: Gateway | None 
 def relay_key(settings: GatewaySettings) -> bytes | None:
     """The console relay's key (keys/relay.key or HOTLINE_RELAY_KEY); without it every relay
     call is refused. Only this key: the staff private key never enters the gateway."""
-    base = load_settings(
-        {
-            "HOTLINE_DATABASE_URL": settings.database_url,
-            "HOTLINE_KEYS_DIR": str(settings.keys_dir),
-            "HOTLINE_RELAY_KEY": os.environ.get("HOTLINE_RELAY_KEY", ""),
-        }
-    )
     try:
-        return load_relay_key(base)
+        return load_relay_key(settings.keyring())
     except (KeyringError, ValueError) as error:
         logger.warning("console relay disabled: %s", error)
         return None
@@ -167,9 +158,9 @@ def main() -> None:
         handler.addFilter(RequestIdFilter())
     for noisy in ("httpx", "httpcore", "telegram", "twilio.http_client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)  # their URLs and bodies carry tokens and numbers
-    host = os.environ.get("HOTLINE_GATEWAY_HOST", "127.0.0.1")
-    port = int(os.environ.get("HOTLINE_GATEWAY_PORT", "8000"))
-    uvicorn.run(create_app(), host=host, port=port, access_log=False, proxy_headers=False, log_level="info")
+    settings = load_gateway_settings()  # read once, here: the one place that builds the gateway
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, proxy_headers=False, log_level="info")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reports.config import ROOT
+from reports.config import ROOT, Settings, load_settings
 
 MODES = ("production", "development")
 
@@ -33,10 +33,19 @@ class GatewaySettings:
     # HOTLINE_MODE: "development" (`make run`, the test stack) adds the phone simulator;
     # in "production", the default, its routes do not exist.
     mode: str = "production"
+    host: str = "127.0.0.1"  # HOTLINE_GATEWAY_HOST / HOTLINE_GATEWAY_PORT: where uvicorn listens
+    port: int = 8000
+    # The keyring and database settings read with these (reports/config.py), so nothing
+    # rebuilds an environment to load a key; None for settings made in code (tests).
+    reports: Settings | None = field(default=None, repr=False)
 
     @property
     def development(self) -> bool:
         return self.mode == "development"
+
+    def keyring(self) -> Settings:
+        """Where this gateway's keys are, with any HOTLINE_* key overrides it was started with."""
+        return self.reports or Settings(database_url=self.database_url, keys_dir=self.keys_dir)
 
 
 def _text(env: Mapping[str, str], name: str) -> str | None:
@@ -71,4 +80,7 @@ def load_gateway_settings(env: Mapping[str, str] = os.environ) -> GatewaySetting
         telegram_webhook_secret=_text(env, "TELEGRAM_WEBHOOK_SECRET"),
         telegram_api_url=(_text(env, "HOTLINE_TELEGRAM_API_URL") or "https://api.telegram.org").rstrip("/"),
         mode=_mode(env),
+        host=_text(env, "HOTLINE_GATEWAY_HOST") or "127.0.0.1",
+        port=int(env.get("HOTLINE_GATEWAY_PORT", "8000")),
+        reports=load_settings(env),
     )

@@ -22,7 +22,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import secrets
 import time
 from collections import defaultdict, deque
@@ -48,11 +47,9 @@ from hotline.edge import sign_metadata
 from hotline.paths import CONTENT
 from hotline.text import fold_accents, neutralise_command
 from reports import handoffs
-from reports.config import load_settings
 from reports.crypto import seal_contact
 from reports.db import make_engine, transaction
 from reports.keys import Keys, load_edge_key, load_gateway_key, load_keys, load_rasa_token
-from reports.models import Handoff, utcnow
 from reports.service import keep_photo
 
 logger = logging.getLogger("channels.core")
@@ -407,29 +404,16 @@ class Gateway:
             for message_id in result.provider_ids:
                 await self._remember_message(pseudonym, message_id)
 
-    # -- live hand-off (console/handoff.py) ----------------------------------------------
+    # -- live hand-off (console/handoff.py, through channels/relay.py) --------------------
 
     async def pause(self, pseudonym: str) -> None:
-        """Rasa stops answering this conversation (its `pause` event); it still logs it."""
-        await self.rasa.append_events(pseudonym, [{"event": "pause"}])
+        await self.rasa.pause(pseudonym)
 
     async def resume(self, pseudonym: str) -> None:
-        """Rasa answers again; `action_listen` leaves the tracker waiting for the person."""
-        await self.rasa.append_events(pseudonym, [{"event": "resume"}, {"event": "action", "name": "action_listen"}])
+        await self.rasa.resume(pseudonym)
 
     async def history(self, pseudonym: str, limit: int = 12) -> list[tuple[bool, str]]:
-        """The conversation's last messages in Rasa's tracker, as (from the person?, text):
-        what the staff member reads before taking it over. [] when Rasa cannot say."""
-        try:
-            events = (await self.rasa.tracker(pseudonym)).get("events") or []
-        except (RasaUnavailable, AttributeError):
-            return []
-        said = [
-            (e.get("event") == "user", str(e.get("text")))
-            for e in events
-            if isinstance(e, dict) and e.get("event") in ("user", "bot") and e.get("text")
-        ]
-        return said[-limit:]
+        return await self.rasa.history(pseudonym, limit)
 
     async def tell_paused_rasa(self, pseudonym: str, inbound: InboundMessage) -> list[Reply]:
         """A held conversation: Rasa keeps the message and answers nothing (it is paused);
@@ -443,41 +427,25 @@ class Gateway:
         return replies
 
     def _handoff_inbound(self, pseudonym: str, text: str, danger: bool) -> handoffs.InboundResult:
-        with transaction(self.engine) as session:
-            return handoffs.record_inbound(session, pseudonym, text, danger, self.keys, utcnow())
+        return self.store.handoff_inbound(pseudonym, text, danger, self.keys)
 
     def _forget_handoffs(self, pseudonym: str) -> bool:
-        """Erasure: the conversation's hand-offs go; True when one was live (Rasa paused)."""
-        with transaction(self.engine) as session:
-            current = handoffs.open_handoff(session, pseudonym)
-            live = current is not None and current.state == "live"
-            handoffs.forget_conversation(session, pseudonym)
-            return live
+        return self.store.forget_handoffs(pseudonym)
 
     async def sweep_handoffs(self) -> int:
         """Hand back held conversations whose person went quiet (before Rasa's session
         expiry would drop the pause unseen; the person is told at their next message), and
         let requests nobody took lapse. Returns how many were handed back."""
-        idle = await asyncio.to_thread(self._idle_handoffs)
+        idle = await asyncio.to_thread(self.store.idle_handoffs)
         returned = 0
         for handoff_id, pseudonym in idle:
             try:
                 await self.resume(pseudonym)
             except RasaUnavailable:
                 break
-            await asyncio.to_thread(self._close_idle, handoff_id)
+            await asyncio.to_thread(self.store.close_idle_handoff, handoff_id)
             returned += 1
         return returned
-
-    def _idle_handoffs(self) -> list[tuple[int, str]]:
-        with transaction(self.engine) as session:
-            handoffs.expire_waiting(session, utcnow())
-            return [(h.id, h.conversation_id) for h in handoffs.idle_live(session, utcnow())]
-
-    def _close_idle(self, handoff_id: int) -> None:
-        with transaction(self.engine) as session:
-            if session.get(Handoff, handoff_id) is not None:
-                handoffs.close(session, handoff_id, "idle", utcnow(), person_told=False)
 
     # -- kept messages (Rasa was down) --------------------------------------------------
 
@@ -530,9 +498,7 @@ class Gateway:
 
 def build_gateway(settings: GatewaySettings, adapters: Mapping[str, ChannelAdapter] | None = None) -> Gateway:
     """The gateway with its database, keys and adapters (created here, never at import)."""
-    reports_settings = load_settings(
-        {**os.environ, "HOTLINE_DATABASE_URL": settings.database_url, "HOTLINE_KEYS_DIR": str(settings.keys_dir)}
-    )
+    reports_settings = settings.keyring()
     if adapters is None:
         from channels.registry import all_adapters
 

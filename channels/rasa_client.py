@@ -95,3 +95,27 @@ class RasaClient:
         if not isinstance(data, dict):
             raise RasaUnavailable
         return data
+
+    # -- live hand-off: Rasa's own pause and resume events ----------------------------------
+
+    async def pause(self, pseudonym: str) -> None:
+        """Rasa stops answering this conversation (its `pause` event); it still logs it."""
+        await self.append_events(pseudonym, [{"event": "pause"}])
+
+    async def resume(self, pseudonym: str) -> None:
+        """Rasa answers again; `action_listen` leaves the tracker waiting for the person."""
+        await self.append_events(pseudonym, [{"event": "resume"}, {"event": "action", "name": "action_listen"}])
+
+    async def history(self, pseudonym: str, limit: int = 12) -> list[tuple[bool, str]]:
+        """The conversation's last messages in Rasa's tracker, as (from the person?, text):
+        what the staff member reads before taking it over. [] when Rasa cannot say."""
+        try:
+            events = (await self.tracker(pseudonym)).get("events") or []
+        except (RasaUnavailable, AttributeError):
+            return []
+        said = [
+            (e.get("event") == "user", str(e.get("text")))
+            for e in events
+            if isinstance(e, dict) and e.get("event") in ("user", "bot") and e.get("text")
+        ]
+        return said[-limit:]

@@ -1,6 +1,7 @@
 """The gateway's own state in the reports database: delivery ids already seen, people who
-opted out, ids of messages sent on channels that can delete them, and messages kept while
-Rasa was down (sealed with the gateway key). Blocking calls: the core runs them in threads.
+opted out, ids of messages sent on channels that can delete them, messages kept while
+Rasa was down (sealed with the gateway key), and the person's side of a live hand-off
+(sealed to the staff key). Blocking calls: the core runs them in threads.
 No address and no text in clear: pseudonyms, keyed hashes and sealed boxes only."""
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from datetime import timedelta
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 
+from reports import handoffs
 from reports.db import transaction
-from reports.models import ChannelMessage, Delivery, OptOut, PendingMessage, utcnow
+from reports.keys import Keys
+from reports.models import ChannelMessage, Delivery, Handoff, OptOut, PendingMessage, utcnow
 
 PENDING_MAX_AGE = timedelta(hours=24)  # a kept message older than this is dropped, not answered late
 # A delivery id is remembered longer than any report is kept: a captured signed webhook
@@ -90,6 +93,31 @@ class GatewayStore:
     def delete_pending(self, row_id: int) -> None:
         with transaction(self.engine) as session:
             session.execute(delete(PendingMessage).where(PendingMessage.id == row_id))
+
+    # -- live hand-off: the person's messages kept (sealed) for the staff member ----------
+
+    def handoff_inbound(self, pseudonym: str, text: str, danger: bool, keys: Keys) -> handoffs.InboundResult:
+        with transaction(self.engine) as session:
+            return handoffs.record_inbound(session, pseudonym, text, danger, keys, utcnow())
+
+    def forget_handoffs(self, pseudonym: str) -> bool:
+        """Erasure: the conversation's hand-offs go; True when one was live (Rasa paused)."""
+        with transaction(self.engine) as session:
+            current = handoffs.open_handoff(session, pseudonym)
+            live = current is not None and current.state == "live"
+            handoffs.forget_conversation(session, pseudonym)
+            return live
+
+    def idle_handoffs(self) -> list[tuple[int, str]]:
+        """Live hand-offs whose person went quiet (requests nobody took lapse first)."""
+        with transaction(self.engine) as session:
+            handoffs.expire_waiting(session, utcnow())
+            return [(h.id, h.conversation_id) for h in handoffs.idle_live(session, utcnow())]
+
+    def close_idle_handoff(self, handoff_id: int) -> None:
+        with transaction(self.engine) as session:
+            if session.get(Handoff, handoff_id) is not None:
+                handoffs.close(session, handoff_id, "idle", utcnow(), person_told=False)
 
     def purge(self) -> None:
         """Forget what is no longer needed: old deliveries, undeletable message ids."""
