@@ -19,7 +19,6 @@ import hmac
 import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from html import escape
@@ -47,7 +46,6 @@ from console import auth, keys
 from console.config import ConsoleSettings, load_console_settings
 from console.labels import label, label_map
 from console.relay import GatewayRelay
-from reports.config import load_settings
 from reports.db import make_engine, transaction
 from reports.keys import KeyringError, Keys, load_keys, load_private_key, load_relay_key
 from reports.models import ROLES, AuditEntry, StaffAccount
@@ -145,8 +143,8 @@ class Console:
         """The keyring with the staff private key (the console is the only process holding
         reports.key), loaded on first use; raises reports.keys.KeyringError when missing."""
         if self._report_keys is None:
-            base = replace(load_settings(), database_url=self.settings.database_url, keys_dir=self.settings.keys_dir)
-            self._report_keys = (load_keys(base), load_private_key(base))
+            keyring = self.settings.keyring()
+            self._report_keys = (load_keys(keyring), load_private_key(keyring))
         return self._report_keys
 
     def now(self) -> datetime:
@@ -654,9 +652,8 @@ def create_console_app(
 def open_relay(settings: ConsoleSettings) -> GatewayRelay | None:
     """The signed HTTP relay to the gateway; None (pages say the gateway is not connected)
     when the relay key is missing."""
-    base = load_settings({"HOTLINE_KEYS_DIR": str(settings.keys_dir), "HOTLINE_RELAY_KEY": settings.relay_key or ""})
     try:
-        key = load_relay_key(base)
+        key = load_relay_key(settings.keyring())
     except (KeyringError, ValueError) as error:
         logger.warning("no relay to the gateway: %s", error)
         return None

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from reports.config import _bool, _int, _text, load_settings
+from reports.config import Settings, _bool, _int, _text, load_settings
 from reports.models import utcnow
 
 MODES = ("production", "development")
@@ -30,10 +30,19 @@ class ConsoleSettings:
     gateway_url: str = "http://127.0.0.1:8000"  # HOTLINE_GATEWAY_URL: the gateway's relay (channels/relay.py)
     relay_key: str | None = field(default=None, repr=False)  # base64, else keys_dir/relay.key
     clock: Callable[[], datetime] = field(default=utcnow, repr=False, compare=False)
+    # The keyring and database settings read with these (reports/config.py), so nothing
+    # rebuilds an environment to load a key; None for settings made in code (tests).
+    reports: Settings | None = field(default=None, repr=False, compare=False)
 
     @property
     def production(self) -> bool:
         return self.mode == "production"
+
+    def keyring(self) -> Settings:
+        """Where the console's keys are, with any HOTLINE_* key overrides it was started with."""
+        if self.reports is not None:
+            return replace(self.reports, database_url=self.database_url, keys_dir=self.keys_dir)
+        return Settings(database_url=self.database_url, keys_dir=self.keys_dir, relay_key=self.relay_key)
 
 
 def load_console_settings(env: Mapping[str, str] = os.environ) -> ConsoleSettings:
@@ -54,4 +63,5 @@ def load_console_settings(env: Mapping[str, str] = os.environ) -> ConsoleSetting
         port=_int(env, "HOTLINE_CONSOLE_PORT", 8100),
         gateway_url=(_text(env, "HOTLINE_GATEWAY_URL") or "http://127.0.0.1:8000").rstrip("/"),
         relay_key=base.relay_key,
+        reports=base,
     )
