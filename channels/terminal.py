@@ -16,16 +16,9 @@ import httpx
 
 from hotline.sms import sms_segments, to_gsm7
 
-DEFAULT_URL = "http://127.0.0.1:5005/webhooks/rest/webhook"
-SIMULATOR_PATH = "/simulator/messages"
+DEFAULT_URL = "http://127.0.0.1:8000/simulator/messages"  # the gateway: Rasa takes messages from it alone
 TOKEN_META = re.compile(r'<meta name="simulator-token" content="([A-Za-z0-9_-]+)">')
 TIMEOUT_SECONDS = 30.0
-
-
-def as_user_text(line: str) -> str:
-    """What a phone user typed, made safe for Rasa: a leading "/" would otherwise be read
-    as an intent command (for example "/restart")."""
-    return line.lstrip("/ ") if line.lstrip().startswith("/") else line
 
 
 def token_in(page: str) -> str:
@@ -44,16 +37,12 @@ def simulator_token(client: httpx.Client, url: str) -> str:
 
 
 def send(client: httpx.Client, url: str, sender: str, text: str, token: str = "") -> list[str]:
-    """Through the gateway's simulator endpoint (the path real SMS take; `token` from
-    simulator_token) or straight to Rasa's REST webhook."""
-    if url.endswith(SIMULATOR_PATH):
-        body = {"look": "sms", "phone": sender, "text": text, "id": secrets.token_hex(8)}
-        response = client.post(url, json=body, headers={"X-Simulator-Token": token})
-        response.raise_for_status()
-        return [r["text"] for r in response.json()["replies"]]
-    response = client.post(url, json={"sender": sender, "message": as_user_text(text)})
+    """Through the gateway's simulator endpoint, the path real SMS take (`token` from
+    simulator_token). Rasa itself takes messages only from the gateway, with its token."""
+    body = {"look": "sms", "phone": sender, "text": text, "id": secrets.token_hex(8)}
+    response = client.post(url, json=body, headers={"X-Simulator-Token": token})
     response.raise_for_status()
-    return [m["text"] for m in response.json() if m.get("text")]
+    return [r["text"] for r in response.json()["replies"]]
 
 
 def show(reply: str) -> None:
@@ -69,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     print("Escribe como en un teléfono (por ejemplo: hola, menu, 3, auxilio). Ctrl-C o Ctrl-D para salir.")
     with httpx.Client(timeout=TIMEOUT_SECONDS) as client:
         try:
-            token = simulator_token(client, args.url) if args.url.endswith(SIMULATOR_PATH) else ""
+            token = simulator_token(client, args.url)
         except (httpx.HTTPError, ValueError) as error:
             print(f"(no simulator: {error.__class__.__name__}; is HOTLINE_MODE=development?)", file=sys.stderr)
             return 1

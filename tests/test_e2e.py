@@ -5,7 +5,6 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from channels.terminal import as_user_text
 from hotline.content import load_facts
 from hotline.sms import sms_segments
 from scripts.stack import Stack
@@ -99,11 +98,6 @@ def test_bad_input_gets_a_polite_short_answer(conversation: Conversation, text: 
     joined = " ".join(replies)
     assert "Traceback" not in joined and "Exception" not in joined
     assert "<script>" not in joined
-
-
-def test_leading_slash_cannot_command_rasa() -> None:
-    assert as_user_text("/restart") == "restart"
-    assert as_user_text("hola") == "hola"
 
 
 @pytest.mark.parametrize(
