@@ -12,19 +12,17 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from nacl.secret import SecretBox
 from sqlalchemy import Engine, func, select
 
 from channels.base import InboundMessage, Media
-from channels.config import GatewaySettings
 from channels.core import FloodGuard, Gateway, emergency_page, gateway_text, safe_text
 from channels.rasa_client import replies_from_rasa
 from hotline.content import load_facts
 from reports.db import transaction
-from reports.keys import load_gateway_key, load_keys
 from tests.db_fixtures import settings_for
+from tests.test_gateway_resilience import make_gateway
 
 CLOSED_PORT_URL = "http://127.0.0.1:9"  # nothing listens there: Rasa is "down"
 PHONE = "+50255512345"
@@ -32,23 +30,7 @@ PHONE = "+50255512345"
 
 @pytest.fixture
 def gateway(engine: Engine, database_url: str, keys_dir: Path) -> Iterator[Gateway]:
-    settings = GatewaySettings(
-        public_url="https://hotline.example.org",
-        rasa_urls=(CLOSED_PORT_URL,),
-        database_url=database_url,
-        keys_dir=keys_dir,
-        rasa_timeout_seconds=2.0,
-        messages_per_minute=3,
-    )
-    reports_settings = settings_for(database_url, keys_dir)
-    made = Gateway(
-        settings=settings,
-        engine=engine,
-        keys=load_keys(reports_settings),
-        gateway_key=load_gateway_key(reports_settings),
-        http=httpx.AsyncClient(),
-        adapters={},
-    )
+    made = make_gateway(engine, database_url, keys_dir)
     yield made
     asyncio.run(made.http.aclose())
 
