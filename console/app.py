@@ -46,6 +46,7 @@ from console import auth, keys
 from console.config import ConsoleSettings, load_console_settings
 from console.labels import label, label_map
 from console.relay import GatewayRelay
+from reports import crypto
 from reports.db import make_engine, transaction
 from reports.keys import KeyringError, Keys, load_keys, load_private_key, load_relay_key
 from reports.models import ROLES, AuditEntry, StaffAccount
@@ -146,6 +147,24 @@ class Console:
             keyring = self.settings.keyring()
             self._report_keys = (load_keys(keyring), load_private_key(keyring))
         return self._report_keys
+
+    def private_key(self) -> PrivateKey | None:
+        """The staff private key, or None when this host has none (pages then say so)."""
+        try:
+            return self.report_keys()[1]
+        except (KeyringError, ValueError):
+            return None
+
+    def open_address(self, sealed: bytes | None) -> tuple[str, str] | None:
+        """A sealed reply address (a report's contact, a hand-off's) as (channel, address),
+        opened only to send now; None when there is none or it cannot be opened."""
+        private_key = self.private_key() if sealed is not None else None
+        if sealed is None or private_key is None:
+            return None
+        try:
+            return crypto.open_contact(private_key, sealed)
+        except (crypto.SealError, ValueError):
+            return None
 
     def now(self) -> datetime:
         return self.settings.clock()

@@ -15,28 +15,22 @@ from channels.base import Reply, SendError
 from console import auth
 from console.app import Console, console_of
 from console.cases import CONTACT_MAX_CHARS as MAX_CHARS
-from console.cases import _keys, _not_found, _report_id, _report_page, _target
+from console.cases import _not_found, _report_id, _report_page, _target
 from console.labels import label
 from console.relay import RelayUnavailable
 from hotline.text import without_control
-from reports import crypto, service
+from reports import service
 from reports.db import transaction
 from reports.models import Report, StaffAccount
 
 
 def _contact(console: Console, report_id: str) -> tuple[str, str] | None:
     """The (channel, address) a consenting tipster gave, opened now; None without consent."""
-    keyring = _keys(console)
-    if keyring is None:
-        return None
     with transaction(console.engine) as session:
         report = session.get(Report, report_id)
-        if report is None or not report.contact_consent or report.contact_sealed is None:
+        if report is None or not report.contact_consent:
             return None
-        try:
-            return crypto.open_contact(keyring[1], report.contact_sealed)
-        except (crypto.SealError, ValueError):
-            return None
+        return console.open_address(report.contact_sealed)
 
 
 def _exists(console: Console, report_id: str) -> bool:

@@ -32,7 +32,6 @@ from console.relay import RelayUnavailable
 from hotline.text import without_control
 from reports import crypto, handoffs
 from reports.db import transaction
-from reports.keys import KeyringError
 from reports.models import Handoff, HandoffMessage, StaffAccount
 
 CLOSED_SHOWN = 20
@@ -114,13 +113,6 @@ def _relay(console: Console) -> Relay | None:
     return console.relay() if console.relay is not None else None
 
 
-def _private_key(console: Console) -> PrivateKey | None:
-    try:
-        return console.report_keys()[1]
-    except (KeyringError, ValueError):
-        return None
-
-
 def _handoff_id(request: Request) -> int:
     return int(request.path_params["handoff_id"])
 
@@ -179,7 +171,7 @@ async def _page(
     request: Request, account: StaffAccount, handoff_id: int, status: int = 200, draft: str = "", **context: Any
 ) -> Response:
     console = console_of(request)
-    private_key = await run_in_threadpool(_private_key, console)
+    private_key = await run_in_threadpool(console.private_key)
     if private_key is None:
         return _unavailable(request, label("handoff", "no_key"))
 
@@ -239,7 +231,7 @@ async def messages_fragment(request: Request) -> Response:
     if isinstance(admitted, Response):
         return admitted if admitted.status_code != 303 else HTMLResponse("", status_code=401)
     account = admitted
-    private_key = await run_in_threadpool(_private_key, console)
+    private_key = await run_in_threadpool(console.private_key)
     if private_key is None:
         return HTMLResponse("", status_code=503)
     handoff_id = _handoff_id(request)
@@ -268,17 +260,9 @@ messages_fragment.required_role = "agent"  # type: ignore[attr-defined]  # check
 
 def _address(console: Console, handoff_id: int) -> tuple[str, str] | None:
     """The person's (channel, address), opened with the private key only to send now."""
-    private_key = _private_key(console)
-    if private_key is None:
-        return None
     with transaction(console.engine) as session:
         handoff = session.get(Handoff, handoff_id)
-        if handoff is None or handoff.reply_sealed is None:
-            return None
-        try:
-            return crypto.open_contact(private_key, handoff.reply_sealed)
-        except (crypto.SealError, ValueError):
-            return None
+        return console.open_address(handoff.reply_sealed if handoff is not None else None)
 
 
 async def _tell(console: Console, handoff_id: int, relay: Relay, text: str) -> str | None:
