@@ -24,6 +24,7 @@ from starlette.routing import Route
 from console import auth, directory
 from console.app import ERRORS, Console, console_of, redirect_to
 from console.labels import console_labels, label, label_map
+from console.pages import audit, in_transaction, not_found, path_value
 from reports import crypto, service
 from reports.db import transaction
 from reports.keys import KeyringError, Keys
@@ -229,9 +230,7 @@ def _open_page(
             contact = directory.find(r.institution_key)
             referrals.append({"at": r.referred_at, "staff": names.get(r.staff_id or -1, NONE), "contact": contact})
         assignment = session.get(CaseAssignment, report_id)
-        auth.record(
-            session, "report_viewed", console.now(), actor=account.username, target=_target(report_id), detail=detail
-        )
+        audit(session, console, "report_viewed", account, _target(report_id), detail)
     for change in opened["status_changes"]:
         actor = change["actor"]
         change["actor_name"] = names.get(int(actor), actor) if actor and actor.isdigit() else (actor or SYSTEM)
@@ -248,12 +247,11 @@ def _open_page(
 
 
 def _report_id(request: Request) -> str | None:
-    value = str(request.path_params.get("report_id", ""))
-    return value if REPORT_ID.fullmatch(value) else None
+    return path_value(request, "report_id", REPORT_ID)
 
 
 def _not_found(request: Request) -> Response:
-    return console_of(request).error(request, 404, ERRORS["not_found"][0], NOT_FOUND)
+    return not_found(request, NOT_FOUND)
 
 
 def _keys(console: Console) -> tuple[Keys, PrivateKey] | None:
@@ -313,7 +311,7 @@ def _back(request: Request, report_id: str, done: str) -> Response:
 
 def _text(form: FormData, name: str) -> str:
     value = form.get(name)
-    return value[:FORM_TEXT_LIMIT] if isinstance(value, str) else ""
+    return value[:FORM_TEXT_LIMIT] if isinstance(value, str) else ""  # as typed: notes keep their line breaks
 
 
 def _length_error(text: str, required: bool = True) -> str | None:
@@ -336,13 +334,12 @@ async def _act(request: Request, report_id: str, work: Any) -> Response | None:
     if keyring is None:
         return console.error(request, 503, NO_KEY_TITLE, NO_KEY)
 
-    def run() -> None:
-        with transaction(console.engine) as session:
-            _exists(session, report_id)
-            work(session, keyring[0])
+    def run(session: Session) -> None:
+        _exists(session, report_id)
+        work(session, keyring[0])
 
     try:
-        await run_in_threadpool(run)
+        await in_transaction(console, run)
     except (NotFound, service.ReportNotFound):
         return _not_found(request)
     return None
@@ -367,14 +364,7 @@ async def status_submit(request: Request, account: StaffAccount) -> Response:
         service.change_status(
             session, report_id, new_status, str(account.id), note.strip() or None, keys, console.now()
         )
-        auth.record(
-            session,
-            "status_changed",
-            console.now(),
-            actor=account.username,
-            target=_target(report_id),
-            detail=new_status,
-        )
+        audit(session, console, "status_changed", account, _target(report_id), new_status)
 
     return await _act(request, report_id, work) or _back(request, report_id, "estado")
 

@@ -17,8 +17,8 @@ from console.app import Console, console_of
 from console.cases import CONTACT_MAX_CHARS as MAX_CHARS
 from console.cases import _not_found, _report_id, _report_page, _target
 from console.labels import label
+from console.pages import form_text
 from console.relay import RelayUnavailable
-from hotline.text import without_control
 from reports import service
 from reports.db import transaction
 from reports.models import Report, StaffAccount
@@ -44,8 +44,7 @@ async def contact_submit(request: Request, account: StaffAccount) -> Response:
     console = console_of(request)
     if report_id is None or not await run_in_threadpool(_exists, console, report_id):
         return _not_found(request)
-    raw = request.state.form.get("contact_text")
-    text = without_control(raw[: MAX_CHARS * 4]).strip() if isinstance(raw, str) else ""
+    text = form_text(request, "contact_text", MAX_CHARS * 4).strip()
     kept = {"contact_text": text}
     if not text:
         return await _report_page(request, account, report_id, 400, kept, error=label("contact", "empty"))

@@ -19,7 +19,6 @@ from nacl.public import PrivateKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -28,8 +27,8 @@ from channels.base import Reply, SendError
 from console import auth
 from console.app import Console, console_of, redirect_to
 from console.labels import console_labels, label
+from console.pages import form_text, not_found
 from console.relay import RelayUnavailable
-from hotline.text import without_control
 from reports import crypto, handoffs
 from reports.db import transaction
 from reports.models import Handoff, HandoffMessage, StaffAccount
@@ -143,7 +142,7 @@ def _may_see(account: StaffAccount, row: Row) -> bool:
 
 
 def _not_found(request: Request) -> Response:
-    return console_of(request).error(request, 404, label("handoff", "not_found_title"), label("handoff", "not_found"))
+    return not_found(request, label("handoff", "not_found"), label("handoff", "not_found_title"))
 
 
 def _unavailable(request: Request, text: str) -> Response:
@@ -374,9 +373,7 @@ async def _refuse(request: Request, account: StaffAccount, handoff_id: int, why:
 async def send_submit(request: Request, account: StaffAccount) -> Response:
     console = console_of(request)
     handoff_id = _handoff_id(request)
-    form: FormData = request.state.form
-    raw = form.get("text")
-    text = without_control(raw[: handoffs.MAX_MESSAGE_CHARS * 4]) if isinstance(raw, str) else ""
+    text = form_text(request, "text", handoffs.MAX_MESSAGE_CHARS * 4)
     why = await run_in_threadpool(_holder_check, console, handoff_id, account)
     if why:
         return await _refuse(request, account, handoff_id, why, text)
