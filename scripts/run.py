@@ -19,6 +19,8 @@ from scripts.stack import ROOT, Stack, running_stack
 
 PURGE_EVERY_SECONDS = 3600
 NOTIFY_EVERY_SECONDS = 120  # alerts the action server could not send right after filing
+JOB_POLL_SECONDS = 0.5  # how often a running job looks whether `make run` is stopping
+JOB_THREADS: list[threading.Thread] = []  # joined at the end: no job outlives `make run`
 
 
 def schedule_purge(stack: Stack, stop: threading.Event) -> threading.Thread:
@@ -34,11 +36,17 @@ def schedule_job(stack: Stack, stop: threading.Event, job: str, every_seconds: f
     def loop() -> None:
         while not stop.is_set():
             with open(stack.log_dir / f"{job}.log", "ab") as log:
-                subprocess.run([sys.executable, "-m", "reports.jobs", job], cwd=ROOT, env=env, stdout=log, stderr=log)
+                command = [sys.executable, "-m", "reports.jobs", job]
+                running = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+                while running.poll() is None:
+                    if stop.wait(JOB_POLL_SECONDS):  # `make run` is stopping: so is the job
+                        running.terminate()
+                        running.wait(timeout=10)
             stop.wait(every_seconds)
 
     thread = threading.Thread(target=loop, name=job, daemon=True)
     thread.start()
+    JOB_THREADS.append(thread)
     return thread
 
 
@@ -105,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         stop.set()
+        for thread in JOB_THREADS:
+            thread.join(timeout=15)
         print("==> Stopped.")
 
 
