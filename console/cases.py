@@ -24,7 +24,7 @@ from starlette.routing import Route
 from console import auth, directory
 from console.app import ERRORS, Console, console_of, redirect_to
 from console.labels import console_labels, label, label_map
-from console.pages import audit, in_transaction, not_found, path_value
+from console.pages import FORM_TEXT_LIMIT, audit, in_transaction, not_found, path_value
 from reports import crypto, service
 from reports.db import transaction
 from reports.keys import KeyringError, Keys
@@ -40,7 +40,6 @@ from reports.models import (
 from reports.triage import priority_label, reason_labels
 
 MAX_NOTE_CHARS = service.MAX_TEXT_CHARS  # 4000, for notes, status notes and tipster messages
-FORM_TEXT_LIMIT = 64 * 1024  # what is kept of a field to show it back (the body is capped anyway)
 QUEUE_LIMIT = 200
 CONTACT_MAX_CHARS = 1600  # contact back (console/contact.py): one Twilio message
 REPORT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
