@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,11 +41,21 @@ class Mailbox:
     def __init__(self, port: int) -> None:
         self.port = port
         self.messages: list[str] = []
+        self._arrived = threading.Condition()
 
     async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:
         content = envelope.content
-        self.messages.append(content.decode("utf-8", "replace") if isinstance(content, bytes) else str(content))
+        with self._arrived:
+            self.messages.append(content.decode("utf-8", "replace") if isinstance(content, bytes) else str(content))
+            self._arrived.notify_all()
         return "250 Message accepted for delivery"
+
+    def wait_for(self, count: int, timeout: float = 15.0) -> list[str]:
+        """The inbox once it holds `count` messages (alerts go out after the tipster has the
+        code, so they may arrive a moment after the conversation ends)."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: len(self.messages) >= count, timeout)
+            return list(self.messages)
 
 
 @pytest.fixture(scope="session")
