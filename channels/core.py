@@ -39,7 +39,7 @@ from sqlalchemy import Engine
 from channels.base import ChannelAdapter, ConfigError, ContactStopped, InboundMessage, Reply, SendError
 from channels.config import GatewaySettings
 from channels.media import clean_photo, is_photo
-from channels.rasa_client import RasaClient, RasaUnavailable
+from channels.rasa_client import RasaClient, RasaUnavailable, ReplicaHealth
 from channels.state import GatewayStore
 from hotline.content import render_all
 from hotline.danger import DangerLexicon
@@ -165,6 +165,7 @@ class Gateway:
         self.store = GatewayStore(self.engine, self.gateway_key)
         self.box = SecretBox(self.gateway_key)
         self.flood = FloodGuard(self.settings.messages_per_minute)
+        self.replicas = ReplicaHealth()  # Rasa replicas that refused connections lately
         self.danger = DangerLexicon.from_file()
 
     # -- identities --------------------------------------------------------------------
@@ -176,7 +177,8 @@ class Gateway:
     @property
     def rasa(self) -> RasaClient:
         """The Rasa client for the current settings (cheap: it shares the HTTP pool)."""
-        return RasaClient(self.settings.rasa_urls, self.http, self.settings.rasa_timeout_seconds, self.rasa_token)
+        settings = self.settings
+        return RasaClient(settings.rasa_urls, self.http, settings.rasa_timeout_seconds, self.rasa_token, self.replicas)
 
     def rasa_url(self, pseudonym: str) -> str:
         return self.rasa.url_for(pseudonym)

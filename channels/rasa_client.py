@@ -1,11 +1,13 @@
-"""The gateway's client of the Rasa server: one sender always to the same replica, every
-call with the Rasa token, and one mapping of every failure to RasaUnavailable (logged
-without content: no text, no pseudonym)."""
+"""The gateway's client of the Rasa server: one sender always to the same replica while it
+is up (the next one, in a fixed order, when it refuses connections), every call with the
+Rasa token, and one mapping of every failure to RasaUnavailable (logged without content:
+no text, no pseudonym)."""
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +19,9 @@ logger = logging.getLogger("channels.rasa")
 
 MENU_OPTION = re.compile(r"^([1-9]) (.+)$", re.MULTILINE)
 MESSAGE_PATH = "/webhooks/gateway/webhook"  # rasa_plugins/gateway_channel.py
+DOWN_FOR_SECONDS = 5.0  # a replica that refused a connection is skipped this long
+# Failures that prove the request never reached Rasa: another replica may take it.
+NOT_CONNECTED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 class RasaUnavailable(Exception):
@@ -40,32 +45,63 @@ def replies_from_rasa(messages: list[dict[str, Any]]) -> list[Reply]:
 
 
 @dataclass
+class ReplicaHealth:
+    """Which Rasa replicas refused a connection in the last few seconds (one per gateway
+    process, shared by its calls): they are tried last until then."""
+
+    down_for_seconds: float = DOWN_FOR_SECONDS
+    down_until: dict[str, float] = field(default_factory=dict)
+
+    def mark_down(self, url: str) -> None:
+        self.down_until[url] = time.monotonic() + self.down_for_seconds
+
+    def is_up(self, url: str) -> bool:
+        return self.down_until.get(url, 0.0) <= time.monotonic()
+
+
+@dataclass
 class RasaClient:
     urls: tuple[str, ...]
     http: httpx.AsyncClient
     timeout_seconds: float
     token: str = field(repr=False)
+    health: ReplicaHealth = field(default_factory=ReplicaHealth)
+
+    def urls_for(self, pseudonym: str) -> list[str]:
+        """The sender's own replica first, then the others in a fixed order; replicas that
+        refused a connection lately go last. Sticky routing keeps a conversation's tracker
+        warm in one replica; Rasa's Redis lock store (deploy/rasa/endpoints.yml) makes the
+        failover safe: two replicas never handle one conversation at once."""
+        start = int(pseudonym[:8], 16) % len(self.urls)
+        ordered = self.urls[start:] + self.urls[:start]
+        return sorted(ordered, key=lambda url: not self.health.is_up(url))  # stable: order kept
 
     def url_for(self, pseudonym: str) -> str:
-        """Always the same Rasa replica for a sender: Rasa 3.6's lock store is not enough
-        to keep one conversation's turns in order across replicas (design.md)."""
-        return self.urls[int(pseudonym[:8], 16) % len(self.urls)]
+        return self.urls_for(pseudonym)[0]
 
     async def call(self, method: str, pseudonym: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The call on the sender's replica, or on the next one when a replica cannot be
+        reached at all (nothing was received: no turn can be taken twice)."""
         kwargs.setdefault("timeout", self.timeout_seconds)
         params = {**kwargs.pop("params", {}), "token": self.token}
-        try:
-            response = await self.http.request(method, f"{self.url_for(pseudonym)}{path}", params=params, **kwargs)
-        except (httpx.ReadTimeout, httpx.WriteTimeout) as error:
-            logger.warning("rasa too slow (%s)", type(error).__name__)
-            raise RasaUnavailable(received=True) from None
-        except httpx.HTTPError as error:
-            logger.warning("rasa unavailable (%s)", type(error).__name__)
-            raise RasaUnavailable from None
-        if response.status_code != 200:
-            logger.warning("rasa answered %d", response.status_code)
-            raise RasaUnavailable
-        return response
+        for url in self.urls_for(pseudonym):
+            try:
+                response = await self.http.request(method, f"{url}{path}", params=params, **kwargs)
+            except NOT_CONNECTED as error:
+                logger.warning("rasa replica unreachable (%s); trying the next", type(error).__name__)
+                self.health.mark_down(url)
+                continue
+            except (httpx.ReadTimeout, httpx.WriteTimeout) as error:
+                logger.warning("rasa too slow (%s)", type(error).__name__)
+                raise RasaUnavailable(received=True) from None
+            except httpx.HTTPError as error:
+                logger.warning("rasa unavailable (%s)", type(error).__name__)
+                raise RasaUnavailable from None
+            if response.status_code != 200:
+                logger.warning("rasa answered %d", response.status_code)
+                raise RasaUnavailable
+            return response
+        raise RasaUnavailable
 
     async def message(
         self, pseudonym: str, text: str, metadata: dict[str, str], timeout: float | None = None

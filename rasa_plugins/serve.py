@@ -34,6 +34,22 @@ def load_secrets(keys_dir: Path) -> dict[str, str]:
     return secrets
 
 
+def check_endpoints(argv: list[str]) -> None:
+    """A cluster's endpoints file needs HOTLINE_REDIS_URL (the lock store): without it, or
+    with a malformed one, stop now with a clear message rather than inside Rasa."""
+    if "--endpoints" not in argv:
+        return
+    endpoints = Path(argv[argv.index("--endpoints") + 1])
+    if "HOTLINE_REDIS_URL" not in endpoints.read_text(encoding="utf-8"):
+        return
+    from rasa_plugins.lock_store import redis_connection
+
+    try:
+        redis_connection(os.environ.get("HOTLINE_REDIS_URL", ""))
+    except ValueError as error:
+        raise SystemExit(f"{endpoints}: {error}") from None
+
+
 def rasa_arguments(argv: list[str], token: str) -> list[str]:
     """`rasa run` with the token; "=" because a token may begin with "-", which argparse
     would otherwise read as an option (and refuse to start)."""
@@ -43,6 +59,7 @@ def rasa_arguments(argv: list[str], token: str) -> list[str]:
 def main(argv: list[str]) -> None:
     keys_dir = Path(os.environ.get("HOTLINE_KEYS_DIR") or ROOT / "keys")
     secrets = load_secrets(keys_dir)
+    check_endpoints(argv)
     os.environ.update(secrets)
     sys.argv = rasa_arguments(argv, secrets["HOTLINE_RASA_TOKEN"])
     from rasa.__main__ import main as rasa_main

@@ -151,10 +151,10 @@ def _port(url: str) -> str:
     return url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[1]
 
 
-def gateway_environment(stack: Stack, env: dict[str, str]) -> dict[str, str]:
+def gateway_environment(gateway_keys_dir: Path, env: dict[str, str]) -> dict[str, str]:
     """The gateway's environment: its own keyring, and no override of a secret it must not hold."""
     kept = {name: value for name, value in env.items() if name not in NOT_FOR_THE_GATEWAY}
-    return {**kept, "HOTLINE_KEYS_DIR": str(stack.gateway_keys_dir)}
+    return {**kept, "HOTLINE_KEYS_DIR": str(gateway_keys_dir)}
 
 
 def free_port() -> int:
@@ -275,7 +275,7 @@ def running_stack(
     env = {**_environment(stack), **(extra_env or {})}
     try:
         stack.processes["actions"] = spawn("actions", action_server_command(actions_port), env, log_dir)
-        gateway_env = gateway_environment(stack, env)
+        gateway_env = gateway_environment(stack.gateway_keys_dir, env)
         stack.processes["gateway"] = spawn("gateway", [sys.executable, "-m", "channels.app"], gateway_env, log_dir)
         stack.processes["console"] = spawn("console", [sys.executable, "-m", "console.app"], env, log_dir)
         stack.processes["rasa"] = spawn("rasa", rasa_server_command(rasa_port, model, endpoints), env, log_dir)
