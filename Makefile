@@ -20,7 +20,7 @@ RASA_DOMAIN := build/domain
 CONTENT_FILES := $(shell find content -name '*.yml') domain.yml $(wildcard hotline/*.py)
 TRAIN_INPUTS := $(shell find nlu_data bot -name '*.yml') config.yml $(CONTENT_FILES) $(wildcard rasa_plugins/*.py)
 
-.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit confirmations bench bench-nlu bench-latency bench-reports bench-gateway telegram-webhook console-admin clean postgres keys purge chromium attack
+.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit confirmations bench bench-nlu bench-latency bench-reports bench-gateway telegram-webhook console-admin clean postgres keys purge chromium attack redis haproxy cluster loadtest
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -74,6 +74,18 @@ chromium: ## Install Debian's chromium for the browser tests when missing (apt)
 postgres: ## Start the local PostgreSQL if nothing answers on 127.0.0.1:5432 (the tests need it)
 	scripts/ensure-postgres.sh
 
+redis: ## Start a local Redis if nothing answers on 127.0.0.1:6379 (the cluster and its tests need it)
+	scripts/ensure-redis.sh
+
+haproxy: ## Install Debian's HAProxy when missing (apt): the cluster's load balancer
+	scripts/ensure-haproxy.sh
+
+cluster: setup $(MODEL) postgres redis haproxy ## The line as a busy line runs it: 2 Rasa, 2 actions, 2 gateways behind HAProxy, PostgreSQL, Redis
+	$(PY) -m scripts.cluster
+
+loadtest: setup $(MODEL) haproxy ## 200 conversations through the cluster while Rasa, a gateway, PostgreSQL and Redis fail (5-10 min)
+	$(PY) -m scripts.loadtest --conversations 200 --spread 60
+
 keys: $(APP_VENV)/.installed ## Create the report keyring in keys/ (HOTLINE_KEYS_DIR); never overwrites
 	$(PY) -m reports.keys init
 
@@ -105,7 +117,7 @@ rasa-validate: setup build/.content ## rasa data validate
 rasa-test: setup $(MODEL) postgres ## Rasa test stories (every flow) against the trained model
 	$(APP_VENV)/bin/pytest -m rasa $(PYTEST_ARGS)
 
-test: setup build/.content $(MODEL) lint postgres chromium ## Everything: lint, types, unit, rasa validate, story tests, end-to-end
+test: setup build/.content $(MODEL) lint postgres redis haproxy chromium ## Everything: lint, types, unit, rasa validate, story tests, end-to-end
 	$(APP_VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench-nlu: setup build/.content ## Held-out NLU: our pipeline vs Rasa's default, side by side
