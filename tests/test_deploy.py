@@ -5,7 +5,9 @@ temporary directory prove each check can fail."""
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -233,3 +235,90 @@ def test_a_broken_copy_is_caught(tmp_path: Path, file: str, old: str, new: str, 
         assert found == []
     else:
         assert any(expected in problem for problem in found), found
+
+
+# -- what the images hold ----------------------------------------------------------------
+
+OUR_PACKAGES = ("hotline", "rasa_plugins", "actions", "channels", "console", "reports")
+DATA_FILE = re.compile(r'\b(CONTENT|ROOT)((?: / "[^"]+")+)')  # files our code reads beside itself
+IMAGE_ENTRIES = {
+    "app.Dockerfile": ["actions.serve", "channels.app", "console.app", "reports.jobs", "reports.db"]
+    + [f"actions.{path.stem}" for path in (ROOT / "actions").glob("*.py")],  # rasa-sdk loads every action
+    "rasa.Dockerfile": [f"rasa_plugins.{path.stem}" for path in (ROOT / "rasa_plugins").glob("*.py")],
+}
+
+
+def copied_paths(dockerfile: Path) -> list[Path]:
+    """The repository paths a Dockerfile's COPY lines put in the image (same place in /app)."""
+    paths = []
+    for line in dockerfile.read_text(encoding="utf-8").splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and not any(word.startswith("--from") for word in words):
+            paths += [Path(word.rstrip("/")) for word in words[1:-1]]
+    return paths
+
+
+def module_file(name: str) -> Path:
+    relative = Path(*name.split("."))
+    package = relative / "__init__.py"
+    return package if (ROOT / package).exists() else relative.with_suffix(".py")
+
+
+def our_imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse((ROOT / path).read_text(encoding="utf-8"))):
+        names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        found |= {n for n in names if n.split(".")[0] in OUR_PACKAGES and (ROOT / module_file(n)).exists()}
+    return found
+
+
+def needed_files(entries: list[str]) -> set[Path]:
+    """Every module the entries import (transitively, ours only) and the data files they read."""
+    modules: set[str] = set()
+    todo = list(entries)
+    while todo:
+        name = todo.pop()
+        if name not in modules:
+            modules.add(name)
+            todo += [parent for parent in (name.rsplit(".", 1)[0],) if "." in name] + list(
+                our_imports(module_file(name))
+            )
+    files = {module_file(name) for name in modules}
+    data: set[Path] = set()
+    for path in files - {Path("hotline/paths.py")}:  # paths.py names the folders, reads nothing
+        for base, parts in DATA_FILE.findall((ROOT / path).read_text(encoding="utf-8")):
+            relative = Path(*re.findall(r'"([^"]+)"', parts))
+            if relative.parts[0] != "keys":  # mounted at run time, never in the image
+                data.add(Path("content") / relative if base == "CONTENT" else relative)
+    return files | data
+
+
+def missing_from_image(dockerfile: Path, entries: list[str]) -> list[str]:
+    copied = copied_paths(dockerfile)
+    needed = sorted(needed_files(entries))
+    return [str(path) for path in needed if not any(path == c or path.is_relative_to(c) for c in copied)]
+
+
+@pytest.mark.parametrize("dockerfile", sorted(IMAGE_ENTRIES))
+def test_the_image_holds_what_its_processes_import_and_read(dockerfile: str) -> None:
+    assert missing_from_image(DEPLOY / dockerfile, IMAGE_ENTRIES[dockerfile]) == []
+
+
+def test_the_image_check_sees_a_missing_copy(tmp_path: Path) -> None:
+    broken = broken_copy(tmp_path, "rasa.Dockerfile", " nlu_data/danger_lexicon.yml", "")
+    assert missing_from_image(broken / "rasa.Dockerfile", IMAGE_ENTRIES["rasa.Dockerfile"]) == [
+        "nlu_data/danger_lexicon.yml"
+    ]
+
+
+def test_the_rasa_image_holds_no_app_package() -> None:
+    copied = {path.parts[0] for path in copied_paths(DEPLOY / "rasa.Dockerfile")}
+    assert not copied & {"actions", "channels", "console", "reports", "keys"}
+
+
+def test_dockerignore_keeps_secrets_and_data_out() -> None:
+    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    for pattern in ("keys/", "*.db", "build/", ".venv*", ".env"):
+        assert pattern in ignored
