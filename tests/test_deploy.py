@@ -80,12 +80,27 @@ def test_kubernetes_validate_catches_an_unknown_field() -> None:
         kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
 
 
-def test_haproxy_configuration_is_valid() -> None:
+def haproxy_check(config: Path) -> subprocess.CompletedProcess[str]:
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
     if not Path(haproxy).exists():
         pytest.skip("HAProxy is not installed (Debian's haproxy package)")
-    result = subprocess.run([haproxy, "-c", "-f", str(DEPLOY / "haproxy.cfg")], capture_output=True, text=True)
+    return subprocess.run([haproxy, "-c", "-f", str(config)], capture_output=True, text=True, timeout=30)
+
+
+def test_haproxy_configuration_is_valid() -> None:
+    result = haproxy_check(DEPLOY / "haproxy.cfg")
     assert result.returncode == 0, result.stderr
+
+
+def test_the_kubernetes_haproxy_configuration_is_valid(tmp_path: Path) -> None:
+    config_map = next(doc for doc in load_manifests(DEPLOY / "k8s") if doc["metadata"]["name"] == "haproxy")
+    text = config_map["data"]["haproxy.cfg"]
+    (tmp_path / "haproxy.cfg").write_text(text, encoding="utf-8")
+    result = haproxy_check(tmp_path / "haproxy.cfg")
+    assert result.returncode == 0, result.stderr
+    assert "option httpchk GET /health" in text and "monitor-uri /health" in text
+    (tmp_path / "broken.cfg").write_text(text.replace("balance roundrobin", "balance nowhere"), encoding="utf-8")
+    assert haproxy_check(tmp_path / "broken.cfg").returncode != 0
 
 
 def test_haproxy_checks_health_without_stickiness() -> None:
