@@ -180,7 +180,22 @@ def k8s_problems(documents: list[Doc], cluster: Doc) -> list[str]:
     for name, job in _of_kind(documents, "Job").items():
         if name in cluster.get("tasks", {}):
             problems += _pod_problems(name, job["spec"]["template"]["spec"], cluster["tasks"][name])
+    problems += _service_problems(_of_kind(documents, "Service"), cluster)
     problems += _policy_problems(_of_kind(documents, "NetworkPolicy"), cluster)
+    return problems
+
+
+def _service_problems(services: Mapping[str, Doc], cluster: Doc) -> list[str]:
+    """Whatever has a port has a Service of its name selecting its pods on that port."""
+    problems = []
+    for name, entry in {**cluster["processes"], **cluster["services"]}.items():
+        if "port" not in entry:
+            continue
+        spec = services.get(name, {}).get("spec", {})
+        if spec.get("selector") != {"app": name}:
+            problems.append(f"k8s: no Service {name} selecting app={name}")
+        elif entry["port"] not in [port.get("targetPort") for port in spec.get("ports", [])]:
+            problems.append(f"k8s: Service {name} does not lead to port {entry['port']}")
     return problems
 
 

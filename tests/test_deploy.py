@@ -18,6 +18,7 @@ import yaml
 
 from hotline.paths import ROOT
 from scripts.check_deploy import load_cluster, load_manifests, problems, replica_names
+from scripts.stack import GATEWAY_KEY_FILES
 
 DEPLOY = ROOT / "deploy"
 DOCKER_COMPOSE = os.environ.get("DOCKER_COMPOSE", "/usr/bin/docker-compose")
@@ -119,6 +120,11 @@ def test_compose_and_kubernetes_match_cluster_yml() -> None:
     assert problems() == []
 
 
+def test_the_local_gateway_keyring_is_cluster_yml_s() -> None:
+    """`make run` gives the gateway the same files as the cluster (scripts/stack.py)."""
+    assert sorted(GATEWAY_KEY_FILES) == sorted(load_cluster()["processes"]["gateway"]["keys"])
+
+
 def test_the_console_alone_holds_the_private_key() -> None:
     cluster = load_cluster()
     holders = [name for name, entry in cluster["processes"].items() if "reports.key" in entry.get("keys", [])]
@@ -180,6 +186,13 @@ def test_the_console_alone_holds_the_private_key() -> None:
             id="compose-literal-secret",
         ),
         pytest.param("k8s/rasa.yaml", "  replicas: 2", "  replicas: 3", "k8s: rasa has 3 replicas", id="k8s-replicas"),
+        pytest.param(
+            "k8s/actions.yaml",
+            "    - {name: http, port: 5055, targetPort: 5055}",
+            "    - {name: http, port: 5055, targetPort: 5056}",
+            "k8s: Service actions does not lead to port 5055",
+            id="k8s-service-port",
+        ),
         pytest.param(
             "compose.yml", "  rasa-2: *rasa\n", "  rasa-2: *rasa\n  rasa-3: *rasa\n", "rasa-3", id="compose-replicas"
         ),
