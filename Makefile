@@ -20,7 +20,7 @@ RASA_DOMAIN := build/domain
 CONTENT_FILES := $(shell find content -name '*.yml') domain.yml $(wildcard hotline/*.py)
 TRAIN_INPUTS := $(shell find nlu_data bot -name '*.yml') config.yml $(CONTENT_FILES) $(wildcard rasa_plugins/*.py)
 
-.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit confirmations bench bench-nlu bench-latency bench-reports bench-gateway telegram-webhook console-admin clean postgres keys purge chromium attack redis haproxy cluster loadtest
+.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit confirmations bench bench-nlu bench-latency bench-reports bench-gateway bench-memory telegram-webhook console-admin clean postgres keys purge chromium docker-compose attack redis haproxy cluster loadtest
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ confirmations: $(APP_VENV)/.installed ## Write staff fact confirmations from the
 chromium: ## Install Debian's chromium for the browser tests when missing (apt)
 	scripts/ensure-chromium.sh
 
+docker-compose: ## Install Debian's docker-compose for the deployment tests when missing (apt)
+	scripts/ensure-docker-compose.sh
+
 postgres: ## Start the local PostgreSQL if nothing answers on 127.0.0.1:5432 (the tests need it)
 	scripts/ensure-postgres.sh
 
@@ -108,7 +111,7 @@ lint: $(APP_VENV)/.installed ## ruff (lint and format check) and mypy
 	$(APP_VENV)/bin/ruff format --check .
 	$(APP_VENV)/bin/mypy
 
-unit: setup build/.content postgres ## Unit tests (content, NLU helpers, actions)
+unit: setup build/.content postgres docker-compose ## Unit tests (content, NLU helpers, actions)
 	$(APP_VENV)/bin/pytest -m "not rasa" $(PYTEST_ARGS)
 
 rasa-validate: setup build/.content ## rasa data validate
@@ -117,7 +120,7 @@ rasa-validate: setup build/.content ## rasa data validate
 rasa-test: setup $(MODEL) postgres ## Rasa test stories (every flow) against the trained model
 	$(APP_VENV)/bin/pytest -m rasa $(PYTEST_ARGS)
 
-test: setup build/.content $(MODEL) lint postgres redis haproxy chromium ## Everything: lint, types, unit, rasa validate, story tests, end-to-end
+test: setup build/.content $(MODEL) lint postgres redis haproxy chromium docker-compose ## Everything: lint, types, unit, rasa validate, story tests, end-to-end
 	$(APP_VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench-nlu: setup build/.content ## Held-out NLU: our pipeline vs Rasa's default, side by side
@@ -132,7 +135,10 @@ bench-reports: setup postgres ## Filing a report under 20 concurrent tipsters, S
 bench-gateway: setup $(MODEL) ## The gateway's overhead against Rasa's REST webhook, 20 and 50 senders
 	$(PY) -m bench.gateway
 
-bench: bench-nlu bench-latency bench-reports bench-gateway ## All benchmarks (writes bench/RESULTS.md)
+bench-memory: setup $(MODEL) ## Memory of each process under load: deploy/k8s/ resource requests
+	$(PY) -m bench.memory
+
+bench: bench-nlu bench-latency bench-reports bench-gateway bench-memory ## All benchmarks (writes bench/RESULTS.md)
 
 clean: ## Remove build output (keeps environments and models)
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
