@@ -14,6 +14,7 @@ import base64
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from hotline.edge import read_token
 
@@ -50,6 +51,25 @@ def check_endpoints(argv: list[str]) -> None:
         raise SystemExit(f"{endpoints}: {error}") from None
 
 
+def fail_turns_when_the_tracker_store_fails() -> None:
+    """Rasa wraps every tracker store in FailSafeTrackerStore, which on a database error
+    goes on with an EMPTY conversation (retrieve) or keeps the turn in memory only (save):
+    a report form half filled would start again, and the stored conversation would lose
+    turns. Its error callback re-raises here instead: the turn fails, the gateway keeps the
+    message and sends it again when the database is back (channels/core.py)."""
+    from rasa.core.tracker_store import FailSafeTrackerStore
+
+    def reraise(error: Exception) -> None:
+        raise error
+
+    original = FailSafeTrackerStore.__init__
+
+    def init(self: Any, tracker_store: Any, on_tracker_store_error: Any = None, fallback: Any = None) -> None:
+        original(self, tracker_store, on_tracker_store_error or reraise, fallback)
+
+    FailSafeTrackerStore.__init__ = init  # type: ignore[method-assign]
+
+
 def rasa_arguments(argv: list[str], token: str) -> list[str]:
     """`rasa run` with the token; "=" because a token may begin with "-", which argparse
     would otherwise read as an option (and refuse to start)."""
@@ -62,6 +82,7 @@ def main(argv: list[str]) -> None:
     check_endpoints(argv)
     os.environ.update(secrets)
     sys.argv = rasa_arguments(argv, secrets["HOTLINE_RASA_TOKEN"])
+    fail_turns_when_the_tracker_store_fails()
     from rasa.__main__ import main as rasa_main
 
     rasa_main()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -25,6 +26,7 @@ from reports.models import Base
 ALEMBIC_INI = ROOT / "alembic.ini"
 MIGRATIONS = ROOT / "reports" / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+CONNECT_RETRY_SECONDS = 5.0  # a PostgreSQL restart or failover refuses connections this long
 
 
 def normalize_url(url: str) -> str:
@@ -56,7 +58,29 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    retry_connections(engine)
+    return engine
+
+
+def retry_connections(engine: Engine, budget: float = CONNECT_RETRY_SECONDS) -> None:
+    """A PostgreSQL that restarts or fails over refuses new connections for a few seconds:
+    each new connection is tried again for up to `budget` seconds before the error reaches
+    the caller. Nothing has been sent on a connection not yet made, so trying again is
+    always safe; with pool_pre_ping, a connection the restart cut is replaced the same way."""
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        deadline = time.monotonic() + budget
+        delay = 0.05
+        while True:
+            try:
+                return dialect.connect(*cargs, **cparams)
+            except dialect.loaded_dbapi.OperationalError:
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)  # back-off between connection attempts
+                delay = min(delay * 2, 0.5)
 
 
 def _configure_sqlite(engine: Engine) -> None:
