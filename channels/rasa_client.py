@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from channels import metrics
 from channels.base import Reply
 
 logger = logging.getLogger("channels.rasa")
@@ -39,6 +41,13 @@ def replies_from_rasa(messages: list[dict[str, Any]]) -> list[Reply]:
     return replies
 
 
+def call_kind(path: str) -> str:
+    """A Rasa call as a metrics label (the path holds a pseudonym: never a label itself)."""
+    if path == MESSAGE_PATH:
+        return "message"
+    return "events" if path.endswith("/events") else "tracker"
+
+
 @dataclass
 class RasaClient:
     urls: tuple[str, ...]
@@ -54,14 +63,20 @@ class RasaClient:
     async def call(self, method: str, pseudonym: str, path: str, **kwargs: Any) -> httpx.Response:
         kwargs.setdefault("timeout", self.timeout_seconds)
         params = {**kwargs.pop("params", {}), "token": self.token}
+        started, outcome = time.monotonic(), "error"
         try:
             response = await self.http.request(method, f"{self.url_for(pseudonym)}{path}", params=params, **kwargs)
+            outcome = "ok" if response.status_code == 200 else "error"
         except (httpx.ReadTimeout, httpx.WriteTimeout) as error:
             logger.warning("rasa too slow (%s)", type(error).__name__)
+            outcome = "timeout"
             raise RasaUnavailable(received=True) from None
         except httpx.HTTPError as error:
             logger.warning("rasa unavailable (%s)", type(error).__name__)
+            outcome = "unavailable"
             raise RasaUnavailable from None
+        finally:
+            metrics.RASA_SECONDS.labels(call_kind(path), outcome).observe(time.monotonic() - started)
         if response.status_code != 200:
             logger.warning("rasa answered %d", response.status_code)
             raise RasaUnavailable
