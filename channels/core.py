@@ -241,7 +241,7 @@ class Gateway:
             metrics.EMERGENCY_ANSWERS.labels(label, how).inc()
         return replies
 
-    def fallback(self, danger: bool, problem: str, channel: str = "other") -> list[Reply]:
+    def fallback(self, danger: bool, problem: str, channel: str) -> list[Reply]:
         """The answer when the pipeline could not finish: the emergency numbers first for an
         emergency, and what happened."""
         metrics.FALLBACK_ANSWERS.labels(metrics.channel(channel), problem.removeprefix("assistant_")).inc()

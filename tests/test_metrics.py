@@ -8,6 +8,7 @@ number, no pseudonym, no word they wrote."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import secrets
@@ -22,10 +23,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, select
 
 from actions.metrics import read_outbox
+from channels.metrics import read_state
 from reports.db import transaction
 from reports.metrics import MetricsAddress, metrics_address
 from reports.models import Notification
@@ -34,6 +37,7 @@ from scripts.stack import ROOT, Stack, free_port, prepare_keys_and_database, spa
 from tests.db_fixtures import Keyring
 from tests.test_console_process import REPORT_STEPS
 from tests.test_e2e_gateway import new_phone, pseudonym, sms_form, twilio_post, twiml_messages
+from tests.test_gateway_resilience import ALARM, make_gateway, sms
 from tests.test_reports_notify import file_urgent
 
 READY_BOUND_SECONDS = 2.0  # each check has 0.8 s: the answer comes well inside this
@@ -327,6 +331,45 @@ def test_metrics_are_served_on_their_own_loopback_port_only_when_asked(tmp_path:
     assert metrics_address({"HOTLINE_METRICS_PORT": "9101"}) == MetricsAddress("127.0.0.1", 9101)
     with pytest.raises(ValueError, match="HOTLINE_METRICS_PORT"):
         metrics_address({"HOTLINE_METRICS_PORT": "metrics"})
+
+
+# -- in one process: the gateway's counters with Rasa down, gauges from the database -------------
+
+
+def counted(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_rasa_down_counts_the_fallbacks_and_the_messages_held(
+    engine: Engine, database_url: str, keys_dir: Path
+) -> None:
+    """Rasa on a closed port: an alarm gets the numbers as a fallback, an ordinary message a
+    fallback only; both are held; a flooded alarm gets the numbers from the lexicon."""
+    gateway = make_gateway(engine, database_url, keys_dir, messages_per_minute=2)
+    watched = {
+        "fallback": ("hotline_gateway_emergency_answers_total", {"channel": "sms", "how": "fallback"}),
+        "lexicon": ("hotline_gateway_emergency_answers_total", {"channel": "sms", "how": "lexicon"}),
+        "unavailable": ("hotline_gateway_fallback_answers_total", {"channel": "sms", "reason": "unavailable"}),
+        "flood": ("hotline_gateway_held_back_total", {"channel": "sms", "reason": "flood"}),
+    }
+    before = {key: counted(name, **labels) for key, (name, labels) in watched.items()}
+
+    async def talk() -> None:
+        try:
+            await gateway.handle(sms(ALARM, "SM-m-1"))
+            await gateway.handle(sms("hola", "SM-m-2"))
+            await gateway.handle(sms(ALARM, "SM-m-3"))  # over 2 a minute: held back
+        finally:
+            await gateway.http.aclose()
+
+    asyncio.run(talk())
+    moved = {key: counted(name, **labels) - before[key] for key, (name, labels) in watched.items()}
+    assert moved == {"fallback": 1, "lexicon": 1, "unavailable": 2, "flood": 1}
+    families = read_state(engine)
+    samples = {(family.name, tuple(sorted(s.labels.items()))): s.value for family in families for s in family.samples}
+    assert samples[("hotline_gateway_held_messages", ())] == 2
+    assert samples[("hotline_gateway_held_oldest_seconds", ())] >= 0
+    assert samples[("hotline_gateway_open_handoffs", (("state", "live"),))] == 0
 
 
 # -- gauges read from the database -------------------------------------------------------------
