@@ -621,6 +621,8 @@ async def stylesheet(request: Request) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     console = console_of(request)
     status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status >= 500:
+        metrics.ERRORS.inc()
     title, text = ERRORS["internal"] if status >= 500 else PAGE_ERRORS.get(status, ERRORS["other"])
     return console.error(request, status, title, text)
 

@@ -41,6 +41,7 @@ STAFF_ACTIONS = (
 )
 
 LOGINS = Counter("hotline_console_logins", "Login steps: ok (signed in) or failed (password or code)", ["outcome"])
+ERRORS = Counter("hotline_console_errors", "Pages answered 500 (a bug or the database)")
 STAFF_ACTION_COUNT = Counter("hotline_console_staff_actions", "Audit log entries written, by action", ["action"])
 
 for _outcome in LOGIN_OUTCOMES:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, Counter, start_http_server
@@ -87,7 +88,6 @@ class DatabaseGauges(Collector):
         timeout: float = SCRAPE_QUERY_SECONDS,
     ) -> None:
         self.read, self.engine, self.empty, self.failures, self.timeout = read, engine, empty, failures, timeout
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics-db")
         self._running: Future[list[Metric]] | None = None
 
     def describe(self) -> Iterable[Metric]:
@@ -96,7 +96,7 @@ class DatabaseGauges(Collector):
 
     def collect(self) -> Iterator[Metric]:
         if self._running is None or self._running.done():
-            self._running = self._pool.submit(lambda: self.read(self.engine()))
+            self._running = self._start()
         try:
             families = self._running.result(timeout=self.timeout)
         except Exception as error:  # TimeoutError or the database's own: no sample this time
@@ -104,6 +104,19 @@ class DatabaseGauges(Collector):
             logger.warning("metrics query failed (%s)", type(error).__name__)
             return
         yield from families
+
+    def _start(self) -> Future[list[Metric]]:
+        """The query in a daemon thread: one that hangs never holds the process at exit."""
+        future: Future[list[Metric]] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(self.read(self.engine()))
+            except Exception as error:
+                future.set_exception(error)
+
+        threading.Thread(target=run, name="metrics-db", daemon=True).start()
+        return future
 
 
 def gauge(name: str, documentation: str, labels: Sequence[str] = ()) -> GaugeMetricFamily:
