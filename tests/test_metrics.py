@@ -37,6 +37,7 @@ from scripts.stack import ROOT, Stack, free_port, prepare_keys_and_database, spa
 from tests.db_fixtures import Keyring
 from tests.test_console_process import REPORT_STEPS
 from tests.test_e2e_gateway import new_phone, pseudonym, sms_form, twilio_post, twiml_messages
+from tests.test_e2e_trust import listening_addresses
 from tests.test_gateway_resilience import ALARM, make_gateway, sms
 from tests.test_reports_notify import file_urgent
 
@@ -169,6 +170,8 @@ def test_every_process_is_ready_and_serves_metrics_off_its_public_port(client: h
     assert client.get(f"{stack.console_url}/metrics").status_code == 404
     for name, url in stack.metrics_urls.items():
         assert client.get(url).status_code == 200, name
+        port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+        assert listening_addresses(port) == {"127.0.0.1"}, name  # loopback unless HOTLINE_METRICS_HOST says
 
 
 # -- one process with a dependency down --------------------------------------------------------
