@@ -13,7 +13,7 @@ from rasa_sdk.events import ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions import answers
+from actions import answers, metrics
 from actions.answers import SKIPPED
 from actions.config import engine, keys, settings
 from actions.metadata import trusted_metadata
@@ -401,9 +401,11 @@ class ActionSubmitReport(Action):
             filed = await asyncio.to_thread(file, draft)
         except Exception:
             logger.exception("filing a report failed; the answers stay in the conversation")
+            metrics.REPORTS_FAILED.inc()
             dispatcher.utter_message(response="utter_report_failed")
             return [SlotSet("report_confirm", None), ActiveLoop(FORM), SlotSet("requested_slot", "report_confirm")]
         logger.info("report filed: priority=%s", filed.priority)
+        metrics.REPORTS_FILED.labels(filed.priority if filed.priority in metrics.PRIORITIES else "other").inc()
         alert_staff_later(filed)
         dispatcher.utter_message(response="utter_report_filed", code=filed.code)
         dispatcher.utter_message(response="utter_report_filed_next")

@@ -23,12 +23,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from channels import provider_cleanup, relay
+from channels import metrics, provider_cleanup, relay
 from channels.base import BadRequest, ChannelAdapter, InboundMessage, InvalidSignature, SendError
 from channels.config import GatewaySettings, load_gateway_settings
 from channels.core import Gateway, RequestIdFilter, build_gateway
 from channels.registry import all_adapters
+from reports.db import make_engine
+from reports.health import Readiness, database_probe, http_probe, rasa_loaded, ready_answer, with_redis
 from reports.keys import KeyringError, load_relay_key
+from reports.metrics import serve_metrics
 
 logger = logging.getLogger("channels.app")
 
@@ -53,25 +56,31 @@ def webhook(channel: str) -> Callable[[Request], Awaitable[Response]]:
         try:
             body = await read_body(request)
         except ValueError:
-            return PlainTextResponse("body too large", status_code=413)
+            return rejected(channel, 413, "body too large")
         try:
             await adapter.verify(request, body)
         except InvalidSignature:
             logger.warning("rejected: invalid signature channel=%s", channel)
-            return PlainTextResponse("forbidden", status_code=403)
+            return rejected(channel, 403, "forbidden")
         try:
             inbound = await adapter.parse_inbound(request, body)
         except BadRequest as error:
             logger.info("bad request channel=%s: %s", channel, error.code)
-            return PlainTextResponse("bad request", status_code=400)
+            return rejected(channel, 400, "bad request")
         if not inbound:
             return adapter.render(None, [])
         if adapter.answers_in_webhook:
             replies = [reply for m in inbound for reply in await gateway.handle(m)]
+            metrics.MESSAGES_OUT.labels(metrics.channel(channel), "webhook").inc(len(replies))
             return adapter.render(inbound[0], replies)
         return answer_then_handle(gateway, adapter, inbound)
 
     return endpoint
+
+
+def rejected(channel: str, status: int, text: str) -> Response:
+    metrics.WEBHOOK_REJECTIONS.labels(metrics.channel(channel), str(status)).inc()
+    return PlainTextResponse(text, status_code=status)
 
 
 def answer_then_handle(gateway: Gateway, adapter: ChannelAdapter, inbound: list[InboundMessage]) -> Response:
@@ -88,13 +97,33 @@ def answer_then_handle(gateway: Gateway, adapter: ChannelAdapter, inbound: list[
                 await gateway.deliver(message, replies)
             except SendError as error:
                 logger.warning("replies not sent channel=%s: %s", message.channel, error.code)
+                metrics.ERRORS.labels("send").inc()
 
     response.background = BackgroundTask(handle_and_send)
     return response
 
 
 async def health(request: Request) -> Response:
+    """Liveness: the process answers (whatever its dependencies do)."""
     return JSONResponse({"status": "ok"})
+
+
+async def ready(request: Request) -> Response:
+    """Readiness (reports/health.py): the database, each Rasa server, Redis when configured."""
+    status, body = ready_answer(await request.app.state.readiness.states())
+    return JSONResponse(body, status_code=status)
+
+
+def gateway_readiness(gateway: Gateway) -> Readiness:
+    """One check per dependency; several Rasa servers are "rasa-1", "rasa-2"... in the order
+    of HOTLINE_RASA_URLS (never their URLs)."""
+    urls = gateway.settings.rasa_urls
+    names = ["rasa"] if len(urls) == 1 else [f"rasa-{n}" for n in range(1, len(urls) + 1)]
+    token = {"token": gateway.rasa_token}
+    probes = {"database": database_probe(lambda: gateway.engine)}
+    for name, url in zip(names, urls, strict=True):
+        probes[name] = http_probe(f"{url}/status", token, rasa_loaded)
+    return Readiness(with_redis(probes))
 
 
 async def background_work(gateway: Gateway) -> None:
@@ -111,6 +140,7 @@ async def background_work(gateway: Gateway) -> None:
                 since_purge = 0.0
         except Exception:
             logger.exception("background work failed")
+            metrics.ERRORS.labels("background").inc()
         await asyncio.sleep(DRAIN_EVERY_SECONDS)
         since_purge += DRAIN_EVERY_SECONDS
 
@@ -126,6 +156,7 @@ def create_app(settings: GatewaySettings | None = None, gateway: Gateway | None 
         app.state.gateway = gateway or build_gateway(chosen, adapters)
         app.state.relay_key = relay_key(chosen)
         app.state.relay_nonces = relay.NonceMemory()
+        app.state.readiness = gateway_readiness(app.state.gateway)
         worker = asyncio.create_task(background_work(app.state.gateway))
         try:
             yield
@@ -139,6 +170,7 @@ def create_app(settings: GatewaySettings | None = None, gateway: Gateway | None 
 
     routes = [route for name, adapter in adapters.items() for route in adapter.routes(webhook(name))]
     routes.append(Route("/health", health, methods=["GET"]))
+    routes.append(Route("/ready", ready, methods=["GET"]))
     return Starlette(routes=routes + relay.routes(), lifespan=lifespan)
 
 
@@ -159,6 +191,8 @@ def main() -> None:
     for noisy in ("httpx", "httpcore", "telegram", "twilio.http_client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)  # their URLs and bodies carry tokens and numbers
     settings = load_gateway_settings()  # read once, here: the one place that builds the gateway
+    # HOTLINE_METRICS_PORT, never the public port; the gauges' queries have their own small pool.
+    serve_metrics("gateway", [metrics.state_gauges(make_engine(settings.database_url))])
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, proxy_headers=False, log_level="info")
 

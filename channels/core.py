@@ -36,6 +36,7 @@ import yaml
 from nacl.secret import SecretBox
 from sqlalchemy import Engine
 
+from channels import metrics
 from channels.base import ChannelAdapter, ConfigError, ContactStopped, InboundMessage, Reply, SendError
 from channels.config import GatewaySettings
 from channels.media import clean_photo, is_photo
@@ -95,6 +96,29 @@ def emergency_pages() -> frozenset[str]:
 
 def is_emergency_page(text: str) -> bool:
     return text in emergency_pages()
+
+
+FALLBACK_KEYS = ("assistant_slow", "assistant_unavailable", "assistant_failed")
+
+
+@lru_cache(maxsize=1)
+def fallback_texts() -> frozenset[str]:
+    """What the gateway says by itself when the assistant could not answer."""
+    return frozenset(gateway_text(key) for key in FALLBACK_KEYS)
+
+
+def emergency_how(danger: bool, replies: list[Reply], added: bool) -> str | None:
+    """How an answer carried the emergency numbers, for the metrics (channels/metrics.py):
+    "lexicon" when the gateway added them, "rasa" when Rasa's answer had them, "fallback"
+    when the assistant could not answer a message read as an emergency; None otherwise (a
+    fallback to an ordinary message carries them too, and is counted as a fallback only)."""
+    if added:
+        return "lexicon"
+    if not any(is_emergency_page(r.text) for r in replies):
+        return None
+    if any(r.text in fallback_texts() for r in replies):
+        return "fallback" if danger else None
+    return "rasa"
 
 
 def words(text: str) -> str:
@@ -193,28 +217,38 @@ class Gateway:
         within the answer budget (inside Twilio's 15 s), and an emergency always carries the
         emergency numbers."""
         danger = self.danger.is_danger(inbound.text)
+        label = metrics.channel(inbound.channel)
+        metrics.MESSAGES_IN.labels(label).inc()
         request = REQUEST_ID.set(secrets.token_hex(4))
         try:
             outcome = await asyncio.wait_for(self._pipeline(inbound, danger), self.settings.answer_budget_seconds)
         except TimeoutError:
             logger.warning("answer budget spent channel=%s", inbound.channel)
-            return self.fallback(danger, "assistant_slow")
+            return self.fallback(danger, "assistant_slow", label)
         except Exception as error:  # the person is answered whatever broke; the error's text may hold input
             logger.error("pipeline failed channel=%s: %s", inbound.channel, type(error).__name__)
-            return self.fallback(danger, "assistant_failed")
+            metrics.ERRORS.labels("pipeline").inc()
+            return self.fallback(danger, "assistant_failed", label)
         finally:
             REQUEST_ID.reset(request)
         if outcome is None:  # a duplicate delivery: answered the first time
+            metrics.DUPLICATES.labels(label).inc()
             return []
         replies = outcome.replies
-        if danger and not any(is_emergency_page(r.text) for r in replies) and self._emergency_due(inbound, outcome):
+        added = danger and not any(is_emergency_page(r.text) for r in replies) and self._emergency_due(inbound, outcome)
+        if added:
             replies.insert(0, Reply(emergency_page()))
+        how = emergency_how(danger, replies, added)
+        if how:
+            metrics.EMERGENCY_ANSWERS.labels(label, how).inc()
         return replies
 
-    def fallback(self, danger: bool, problem: str) -> list[Reply]:
+    def fallback(self, danger: bool, problem: str, channel: str) -> list[Reply]:
         """The answer when the pipeline could not finish: the emergency numbers first for an
         emergency, and what happened."""
+        metrics.FALLBACK_ANSWERS.labels(metrics.channel(channel), problem.removeprefix("assistant_")).inc()
         if danger:
+            metrics.EMERGENCY_ANSWERS.labels(metrics.channel(channel), "fallback").inc()
             return [Reply(emergency_page()), Reply(gateway_text(problem))]
         return [Reply(gateway_text(problem)), Reply(emergency_page())]
 
@@ -241,9 +275,11 @@ class Gateway:
             return Outcome([Reply(gateway_text("opted_in"))])
         if await self._is_opted_out(pseudonym):
             logger.info("message from an opted-out sender not forwarded")
+            metrics.HELD_BACK.labels(metrics.channel(inbound.channel), "opted_out").inc()
             return Outcome([], held_back=True)  # an emergency still gets the numbers (handle)
         if not self.flood.allows(pseudonym):
             logger.info("flood guard held a message back")
+            metrics.HELD_BACK.labels(metrics.channel(inbound.channel), "flood").inc()
             if danger or not self.flood.first_notice(f"limited:{pseudonym}"):
                 return Outcome([], held_back=True)  # an emergency gets the numbers (handle), once a minute
             return Outcome([Reply(gateway_text("rate_limited"))], held_back=True)
@@ -269,6 +305,8 @@ class Gateway:
         self, pseudonym: str, inbound: InboundMessage, unavailable: RasaUnavailable, danger: bool = False
     ) -> list[Reply]:
         """At once, whatever happened: what we do about the message, and the emergency numbers."""
+        reason = "slow" if unavailable.received else "unavailable"
+        metrics.FALLBACK_ANSWERS.labels(metrics.channel(inbound.channel), reason).inc()
         if unavailable.received:
             told = [Reply(gateway_text("assistant_slow")), Reply(emergency_page())]
         else:
@@ -316,6 +354,7 @@ class Gateway:
                 logger.warning("late answer never came channel=%s", inbound.channel)
             except SendError as error:
                 logger.warning("late answer not sent channel=%s: %s", inbound.channel, error.code)
+                metrics.ERRORS.labels("send").inc()
 
         task = asyncio.ensure_future(deliver_when_done())
         self.late_answers.add(task)
@@ -402,6 +441,7 @@ class Gateway:
         except ContactStopped:
             await self._set_opt_out(pseudonym, True)  # blocked the bot or STOP at the carrier: never retry
             raise
+        metrics.MESSAGES_OUT.labels(metrics.channel(channel), "api").inc(len(replies))
         if adapter.keeps_message_ids:
             for message_id in result.provider_ids:
                 await self._remember_message(pseudonym, message_id)
@@ -467,6 +507,7 @@ class Gateway:
                 await self.deliver(inbound, replies)
             except SendError as error:
                 logger.warning("late answer not sent (%s)", error.code)
+                metrics.ERRORS.labels("send").inc()
             await asyncio.to_thread(self.store.delete_pending, row.row_id)
             answered += 1
         return answered

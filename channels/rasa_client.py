@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from channels import metrics
 from channels.base import Reply
 
 logger = logging.getLogger("channels.rasa")
@@ -42,6 +43,13 @@ def replies_from_rasa(messages: list[dict[str, Any]]) -> list[Reply]:
             options = tuple((m.group(1), m.group(2).strip()) for m in MENU_OPTION.finditer(text))
             replies.append(Reply(text=text, options=options if len(options) >= 2 else ()))
     return replies
+
+
+def call_kind(path: str) -> str:
+    """A Rasa call as a metrics label (the path holds a pseudonym: never a label itself)."""
+    if path == MESSAGE_PATH:
+        return "message"
+    return "events" if path.endswith("/events") else "tracker"
 
 
 @dataclass
@@ -85,18 +93,25 @@ class RasaClient:
         kwargs.setdefault("timeout", self.timeout_seconds)
         params = {**kwargs.pop("params", {}), "token": self.token}
         for url in self.urls_for(pseudonym):
+            started, outcome = time.monotonic(), "error"
             try:
                 response = await self.http.request(method, f"{url}{path}", params=params, **kwargs)
+                outcome = "ok" if response.status_code == 200 else "error"
             except NOT_CONNECTED as error:
                 logger.warning("rasa replica unreachable (%s); trying the next", type(error).__name__)
+                outcome = "unavailable"
                 self.health.mark_down(url)
                 continue
             except (httpx.ReadTimeout, httpx.WriteTimeout) as error:
                 logger.warning("rasa too slow (%s)", type(error).__name__)
+                outcome = "timeout"
                 raise RasaUnavailable(received=True) from None
             except httpx.HTTPError as error:
                 logger.warning("rasa unavailable (%s)", type(error).__name__)
+                outcome = "unavailable"
                 raise RasaUnavailable from None
+            finally:
+                metrics.RASA_SECONDS.labels(call_kind(path), outcome).observe(time.monotonic() - started)
             if response.status_code != 200:
                 logger.warning("rasa answered %d", response.status_code)
                 raise RasaUnavailable

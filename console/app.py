@@ -42,13 +42,15 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from console import auth, keys
+from console import auth, keys, metrics
 from console.config import ConsoleSettings, load_console_settings
 from console.labels import label, label_map
 from console.relay import GatewayRelay
 from reports import crypto
 from reports.db import make_engine, transaction
+from reports.health import Readiness, database_probe, http_probe, ready_answer, with_redis
 from reports.keys import KeyringError, Keys, load_keys, load_private_key, load_relay_key
+from reports.metrics import serve_metrics
 from reports.models import ROLES, AuditEntry, StaffAccount
 
 logger = logging.getLogger("console.app")
@@ -139,6 +141,14 @@ class Console:
         self.handoff_js = (HERE / "static" / "handoff.js").read_text(encoding="utf-8")
         self._report_keys: tuple[Keys, PrivateKey] | None = None
         self.login_throttle = auth.LoginThrottle()  # per process: limits Argon2 work before any check
+        self.readiness = Readiness(
+            with_redis(
+                {
+                    "database": database_probe(lambda: self.engine),
+                    "gateway": http_probe(f"{settings.gateway_url}/health"),
+                }
+            )
+        )
 
     def report_keys(self) -> tuple[Keys, PrivateKey]:
         """The keyring with the staff private key (the console is the only process holding
@@ -326,8 +336,10 @@ async def login_submit(request: Request) -> Response:
         auth.check_password, console.engine, username, password, now, console.login_throttle
     )
     if check is None:
+        metrics.LOGINS.labels("failed").inc()
         return console.render(request, "login.html", 401, error=FAILED_LOGIN, username=username)
     if not check.has_totp and not console.settings.production:
+        metrics.LOGINS.labels("ok").inc()
         epoch = await run_in_threadpool(
             auth.login_succeeded, console.engine, check.account_id, now, auth.LOGIN_DETAILS["development"]
         )
@@ -392,7 +404,9 @@ async def totp_submit(request: Request) -> Response:
     now = console.now()
     ok = await run_in_threadpool(auth.check_totp, console.engine, account_id, code, now, console.key, enrol)
     if not ok:
+        metrics.LOGINS.labels("failed").inc()
         return await _totp_page(request, console, account_id, 401, FAILED_CODE)
+    metrics.LOGINS.labels("ok").inc()
     detail = auth.LOGIN_DETAILS["enrolment" if enrol else "totp"]
     epoch = await run_in_threadpool(auth.login_succeeded, console.engine, account_id, now, detail)
     console.start_session(request, account_id, epoch)
@@ -586,7 +600,14 @@ async def own_password_submit(request: Request, account: StaffAccount) -> Respon
 
 
 async def health(request: Request) -> Response:
+    """Liveness: the process answers (whatever its dependencies do)."""
     return JSONResponse({"status": "ok"})
+
+
+async def ready(request: Request) -> Response:
+    """Readiness (reports/health.py): the database, the gateway's relay, Redis when configured."""
+    status, body = ready_answer(await console_of(request).readiness.states())
+    return JSONResponse(body, status_code=status)
 
 
 async def handoff_script(request: Request) -> Response:
@@ -600,6 +621,8 @@ async def stylesheet(request: Request) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     console = console_of(request)
     status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status >= 500:
+        metrics.ERRORS.inc()
     title, text = ERRORS["internal"] if status >= 500 else PAGE_ERRORS.get(status, ERRORS["other"])
     return console.error(request, status, title, text)
 
@@ -647,6 +670,7 @@ def create_console_app(
             *stats.routes(),
             *facts_audit.routes(),
             Route("/health", health, name="health"),
+            Route("/ready", ready, name="ready"),
             Route("/static/console.css", stylesheet, name="stylesheet"),
             Route("/static/handoff.js", handoff_script, name="handoff_script"),
         ],
@@ -707,6 +731,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = load_console_settings()
+    serve_metrics("console")  # HOTLINE_METRICS_PORT: its own internal port, never the console's
     uvicorn.run(
         create_server_app(settings),
         host=settings.host,

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import Response
 
-from console import keys
+from console import keys, metrics
 from console.labels import label, label_map
 from reports.db import transaction
 from reports.models import ROLES, AuditEntry, StaffAccount
@@ -101,6 +101,7 @@ def record(
     detail: str | None = None,
 ) -> None:
     """One audit entry; values are cut to their columns (never passwords nor report text)."""
+    metrics.staff_action(action)
     session.add(
         AuditEntry(
             at=now,

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +48,7 @@ class Stack:
     keys_dir: Path
     gateway_keys_dir: Path  # the gateway's keyring: keys_dir without the private key
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    metrics_urls: dict[str, str] = field(default_factory=dict)  # process name -> its /metrics (when asked for)
 
     @property
     def webhook(self) -> str:
@@ -151,6 +152,13 @@ def _port(url: str) -> str:
     return url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[1]
 
 
+def with_metrics_port(env: dict[str, str], name: str, metrics_ports: Mapping[str, int]) -> dict[str, str]:
+    """The process's own HOTLINE_METRICS_PORT when one was asked for, else none: one value
+    shared by every process would make all but the first fail to start."""
+    kept = {key: value for key, value in env.items() if key != "HOTLINE_METRICS_PORT"}
+    return {**kept, "HOTLINE_METRICS_PORT": str(metrics_ports[name])} if name in metrics_ports else kept
+
+
 def gateway_environment(gateway_keys_dir: Path, env: dict[str, str]) -> dict[str, str]:
     """The gateway's environment: its own keyring, and no override of a secret it must not hold."""
     kept = {name: value for name, value in env.items() if name not in NOT_FOR_THE_GATEWAY}
@@ -251,10 +259,13 @@ def running_stack(
     timeout: float = STARTUP_TIMEOUT_SECONDS,
     endpoints: Path = ROOT / "endpoints.yml",
     extra_env: dict[str, str] | None = None,
+    metrics_ports: Mapping[str, int] | None = None,
 ) -> Iterator[Stack]:
     """Run the four processes on 127.0.0.1 until the block ends (or fails). Databases default
     to the environment's HOTLINE_TRACKER_URL / HOTLINE_DATABASE_URL, else SQLite files. The
-    gateway's keyring is made beside the logs (log_dir/../gateway-keys)."""
+    gateway's keyring is made beside the logs (log_dir/../gateway-keys). `metrics_ports`
+    ({"gateway": port, "actions": ..., "console": ...}) serves those processes' metrics;
+    without it none are served (`make run`)."""
     private_directory(log_dir)
     stack = Stack(
         rasa_url=f"http://127.0.0.1:{rasa_port}",
@@ -267,18 +278,23 @@ def running_stack(
         keys_dir=keys_dir or Path(os.environ.get("HOTLINE_KEYS_DIR") or ROOT / "keys"),
         gateway_keys_dir=log_dir.parent / "gateway-keys",
     )
-    for port in (rasa_port, actions_port, gateway_port, console_port):
+    metrics_ports = dict(metrics_ports or {})
+    stack.metrics_urls = {name: f"http://127.0.0.1:{port}/metrics" for name, port in metrics_ports.items()}
+    for port in (rasa_port, actions_port, gateway_port, console_port, *metrics_ports.values()):
         ensure_port_free(port)
     prepare_keys_and_database(stack.keys_dir, stack.database_url)
     gateway_keyring(stack.keys_dir, stack.gateway_keys_dir)
     private_sqlite_file(stack.tracker_url)  # Rasa would create it world-readable
     env = {**_environment(stack), **(extra_env or {})}
     try:
-        stack.processes["actions"] = spawn("actions", action_server_command(actions_port), env, log_dir)
-        gateway_env = gateway_environment(stack.gateway_keys_dir, env)
+        actions_env = with_metrics_port(env, "actions", metrics_ports)
+        stack.processes["actions"] = spawn("actions", action_server_command(actions_port), actions_env, log_dir)
+        gateway_env = with_metrics_port(gateway_environment(stack.gateway_keys_dir, env), "gateway", metrics_ports)
         stack.processes["gateway"] = spawn("gateway", [sys.executable, "-m", "channels.app"], gateway_env, log_dir)
-        stack.processes["console"] = spawn("console", [sys.executable, "-m", "console.app"], env, log_dir)
-        stack.processes["rasa"] = spawn("rasa", rasa_server_command(rasa_port, model, endpoints), env, log_dir)
+        console_env = with_metrics_port(env, "console", metrics_ports)
+        stack.processes["console"] = spawn("console", [sys.executable, "-m", "console.app"], console_env, log_dir)
+        rasa_env = with_metrics_port(env, "rasa", metrics_ports)  # Rasa 3.6 serves none: never one set
+        stack.processes["rasa"] = spawn("rasa", rasa_server_command(rasa_port, model, endpoints), rasa_env, log_dir)
         _wait_until_ready(stack, timeout)
         yield stack
     finally:

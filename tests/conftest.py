@@ -133,6 +133,7 @@ def stack(
             **channel_credentials(fake_twilio, fake_telegram),
             "HOTLINE_PUBLIC_URL": f"http://127.0.0.1:{gateway_port}",  # what the signatures are computed for
         },
+        metrics_ports={name: free_port() for name in ("gateway", "actions", "console")},
     ) as running:
         yield running
 

@@ -1,0 +1,54 @@
+"""The staff console's Prometheus metrics (served by reports.metrics on HOTLINE_METRICS_PORT).
+
+Labels: login outcomes and the audit log's action names (a fixed list: anything else counts
+as "other"); never a username, an account, a case or a path."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+LOGIN_OUTCOMES = ("ok", "failed")
+STAFF_ACTIONS = (
+    "account_created",
+    "account_disabled",
+    "account_enabled",
+    "audit_viewed",
+    "case_assigned",
+    "case_unassigned",
+    "export",
+    "fact_confirmed",
+    "facts_exported",
+    "forbidden",
+    "handoff_message",
+    "handoff_returned",
+    "handoff_taken",
+    "handoff_viewed",
+    "login",
+    "login_failed",
+    "logout",
+    "note_added",
+    "password_change_failed",
+    "password_changed",
+    "password_reset",
+    "report_referred",
+    "report_viewed",
+    "session_expired",
+    "status_changed",
+    "tipster_contacted",
+    "tipster_message",
+    "totp_enrolled",
+    "totp_reset",
+)
+
+LOGINS = Counter("hotline_console_logins", "Login steps: ok (signed in) or failed (password or code)", ["outcome"])
+ERRORS = Counter("hotline_console_errors", "Pages answered 500 (a bug or the database)")
+STAFF_ACTION_COUNT = Counter("hotline_console_staff_actions", "Audit log entries written, by action", ["action"])
+
+for _outcome in LOGIN_OUTCOMES:
+    LOGINS.labels(_outcome)
+for _action in (*STAFF_ACTIONS, "other"):
+    STAFF_ACTION_COUNT.labels(_action)
+
+
+def staff_action(action: str) -> None:
+    STAFF_ACTION_COUNT.labels(action if action in STAFF_ACTIONS else "other").inc()
