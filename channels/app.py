@@ -29,6 +29,7 @@ from channels.config import GatewaySettings, load_gateway_settings
 from channels.core import Gateway, RequestIdFilter, build_gateway
 from channels.registry import all_adapters
 from reports.keys import KeyringError, load_relay_key
+from reports.leases import run_leased
 
 logger = logging.getLogger("channels.app")
 
@@ -98,21 +99,32 @@ async def health(request: Request) -> Response:
 
 
 async def background_work(gateway: Gateway) -> None:
-    """Answer kept messages when Rasa is back, hand back idle hand-offs; forget old
-    deliveries every hour."""
+    """Answer kept messages when Rasa is back, hand back idle hand-offs, delete the
+    providers' copies; forget old deliveries every hour. With several gateways, each job
+    runs in one of them at a time (a lease each, reports/leases.py); each gateway stores
+    the provider ids it noted itself (they are in its memory)."""
     since_purge = PURGE_EVERY_SECONDS
     while True:
         try:
-            await gateway.drain_pending()
-            await gateway.sweep_handoffs()
-            await provider_cleanup.run(gateway.engine, gateway.adapters)  # Twilio's copies of answered messages
+            await one_round(gateway, purge=since_purge >= PURGE_EVERY_SECONDS)
             if since_purge >= PURGE_EVERY_SECONDS:
-                await asyncio.to_thread(gateway.purge)
                 since_purge = 0.0
         except Exception:
             logger.exception("background work failed")
         await asyncio.sleep(DRAIN_EVERY_SECONDS)
         since_purge += DRAIN_EVERY_SECONDS
+
+
+async def one_round(gateway: Gateway, purge: bool = False) -> None:
+    """One round of the background work, each job under its lease (skipped when another
+    gateway holds it)."""
+    engine = gateway.engine
+    await provider_cleanup.record(engine, gateway.adapters)
+    await run_leased(engine, "gateway-drain-pending", gateway.drain_pending)
+    await run_leased(engine, "gateway-sweep-handoffs", gateway.sweep_handoffs)
+    await run_leased(engine, "gateway-provider-cleanup", lambda: provider_cleanup.delete_due(engine, gateway.adapters))
+    if purge:
+        await run_leased(engine, "gateway-purge", lambda: asyncio.to_thread(gateway.purge))
 
 
 def create_app(settings: GatewaySettings | None = None, gateway: Gateway | None = None) -> Starlette:
@@ -125,13 +137,14 @@ def create_app(settings: GatewaySettings | None = None, gateway: Gateway | None 
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.gateway = gateway or build_gateway(chosen, adapters)
         app.state.relay_key = relay_key(chosen)
-        app.state.relay_nonces = relay.NonceMemory()
+        app.state.relay_nonces = relay.NonceMemory(app.state.gateway.shared)
         worker = asyncio.create_task(background_work(app.state.gateway))
         try:
             yield
         finally:
             worker.cancel()
             await app.state.gateway.http.aclose()
+            app.state.gateway.close_shared()
             for adapter in app.state.gateway.adapters.values():
                 close = getattr(adapter, "aclose", None)
                 if close is not None:
