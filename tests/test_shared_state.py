@@ -346,3 +346,33 @@ def test_without_redis_each_gateway_keeps_its_own_state(postgres_url: str, keyri
         answers = [texts(a, sms(f"hola {n}", phone)) for n in range(21)]
         assert answers[20] == [gateway_text("rate_limited")]
         assert texts(b, sms("hola", phone))[0] == gateway_text("assistant_unavailable")
+
+
+def test_the_redis_window_moves_as_the_memory_one(prefix: str) -> None:
+    """The same rule in both backends: at most N hits in the last 60 s, per name."""
+    from channels.shared import MemoryState, RedisState
+
+    shared = RedisState(REDIS_URL, b"k" * 32, prefix)
+    try:
+        for state in (MemoryState(), shared):
+            assert state.hit("flood:s", 2, 60.0, now=1000.0) and state.hit("flood:s", 2, 60.0, now=1001.0)
+            assert not state.hit("flood:s", 2, 60.0, now=1002.0)
+            assert state.hit("flood:s", 2, 60.0, now=1061.5)
+            assert state.hit("flood:other", 2, 60.0, now=1002.0)
+            assert state.first_mark("notice:x", 60.0) and not state.first_mark("notice:x", 60.0)
+            state.push("outbox:p", [b"uno", b"dos", b"tres"], 2, 60.0)
+            assert state.take("outbox:p") == [b"dos", b"tres"] and state.take("outbox:p") == []
+            assert state.first_value("simulator:token", b"a") == state.first_value("simulator:token", b"b") == b"a"
+    finally:
+        shared.close()
+
+
+def test_the_redis_settings_are_read_once_and_never_shown() -> None:
+    from channels.config import load_gateway_settings
+
+    settings = load_gateway_settings(
+        {"HOTLINE_REDIS_URL": "redis://:s3cret@127.0.0.1:6379/2", "HOTLINE_REDIS_PREFIX": "staging:"}
+    )
+    assert settings.redis_url == "redis://:s3cret@127.0.0.1:6379/2" and settings.redis_prefix == "staging:"
+    assert settings.redis_timeout_seconds == 0.5 and "s3cret" not in repr(settings)
+    assert load_gateway_settings({}).redis_url is None  # `make run`: this process's memory
