@@ -530,9 +530,8 @@ class Gateway:
         self.store.purge()
 
     def close_shared(self) -> None:
-        close = getattr(self.shared, "close", None)
-        if close is not None:
-            close()
+        """Close the shared state's connections (the app's shutdown)."""
+        self.shared.close()
 
 
 def build_gateway(settings: GatewaySettings, adapters: Mapping[str, ChannelAdapter] | None = None) -> Gateway:

@@ -81,6 +81,8 @@ class SharedState(Protocol):
         """The value stored under name: `value` unless another process stored one first."""
         ...
 
+    def close(self) -> None: ...
+
 
 async def call(state: SharedState, operation: Callable[..., T], *args: object) -> T:
     """Run a state operation from the event loop: in a thread when it may block (Redis)."""
@@ -142,6 +144,9 @@ class MemoryState:
 
     def first_value(self, name: str, value: bytes) -> bytes:
         return self.values.setdefault(name, value)
+
+    def close(self) -> None:
+        """Nothing to close: the memory goes with the process."""
 
 
 class RedisState:
