@@ -31,6 +31,7 @@ from channels.registry import all_adapters
 from reports.db import make_engine
 from reports.health import Readiness, database_probe, http_probe, rasa_loaded, ready_answer, with_redis
 from reports.keys import KeyringError, load_relay_key
+from reports.leases import run_leased
 from reports.metrics import serve_metrics
 
 logger = logging.getLogger("channels.app")
@@ -127,22 +128,33 @@ def gateway_readiness(gateway: Gateway) -> Readiness:
 
 
 async def background_work(gateway: Gateway) -> None:
-    """Answer kept messages when Rasa is back, hand back idle hand-offs; forget old
-    deliveries every hour."""
+    """Answer kept messages when Rasa is back, hand back idle hand-offs, delete the
+    providers' copies; forget old deliveries every hour. With several gateways, each job
+    runs in one of them at a time (a lease each, reports/leases.py); each gateway stores
+    the provider ids it noted itself (they are in its memory)."""
     since_purge = PURGE_EVERY_SECONDS
     while True:
         try:
-            await gateway.drain_pending()
-            await gateway.sweep_handoffs()
-            await provider_cleanup.run(gateway.engine, gateway.adapters)  # Twilio's copies of answered messages
+            await one_round(gateway, purge=since_purge >= PURGE_EVERY_SECONDS)
             if since_purge >= PURGE_EVERY_SECONDS:
-                await asyncio.to_thread(gateway.purge)
                 since_purge = 0.0
         except Exception:
             logger.exception("background work failed")
             metrics.ERRORS.labels("background").inc()
         await asyncio.sleep(DRAIN_EVERY_SECONDS)
         since_purge += DRAIN_EVERY_SECONDS
+
+
+async def one_round(gateway: Gateway, purge: bool = False) -> None:
+    """One round of the background work, each job under its lease (skipped when another
+    gateway holds it)."""
+    engine = gateway.engine
+    await provider_cleanup.record(engine, gateway.adapters)
+    await run_leased(engine, "gateway-drain-pending", gateway.drain_pending)
+    await run_leased(engine, "gateway-sweep-handoffs", gateway.sweep_handoffs)
+    await run_leased(engine, "gateway-provider-cleanup", lambda: provider_cleanup.delete_due(engine, gateway.adapters))
+    if purge:
+        await run_leased(engine, "gateway-purge", lambda: asyncio.to_thread(gateway.purge))
 
 
 def create_app(settings: GatewaySettings | None = None, gateway: Gateway | None = None) -> Starlette:
@@ -155,7 +167,7 @@ def create_app(settings: GatewaySettings | None = None, gateway: Gateway | None 
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.gateway = gateway or build_gateway(chosen, adapters)
         app.state.relay_key = relay_key(chosen)
-        app.state.relay_nonces = relay.NonceMemory()
+        app.state.relay_nonces = relay.NonceMemory(app.state.gateway.shared)
         app.state.readiness = gateway_readiness(app.state.gateway)
         worker = asyncio.create_task(background_work(app.state.gateway))
         try:
@@ -163,6 +175,7 @@ def create_app(settings: GatewaySettings | None = None, gateway: Gateway | None 
         finally:
             worker.cancel()
             await app.state.gateway.http.aclose()
+            app.state.gateway.close_shared()
             for adapter in app.state.gateway.adapters.values():
                 close = getattr(adapter, "aclose", None)
                 if close is not None:

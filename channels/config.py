@@ -35,6 +35,12 @@ class GatewaySettings:
     mode: str = "production"
     host: str = "127.0.0.1"  # HOTLINE_GATEWAY_HOST / HOTLINE_GATEWAY_PORT: where uvicorn listens
     port: int = 8000
+    # HOTLINE_REDIS_URL: state shared by several gateways (channels/shared.py); None keeps it
+    # in this process (one gateway: `make run`). HOTLINE_REDIS_PREFIX keeps deployments (or
+    # test runs) sharing one Redis apart; HOTLINE_REDIS_TIMEOUT_SECONDS bounds every call.
+    redis_url: str | None = field(default=None, repr=False)  # it may carry a password
+    redis_prefix: str = "hotline:"
+    redis_timeout_seconds: float = 0.5
     # The keyring and database settings read with these (reports/config.py), so nothing
     # rebuilds an environment to load a key; None for settings made in code (tests).
     reports: Settings | None = field(default=None, repr=False)
@@ -82,5 +88,8 @@ def load_gateway_settings(env: Mapping[str, str] = os.environ) -> GatewaySetting
         mode=_mode(env),
         host=_text(env, "HOTLINE_GATEWAY_HOST") or "127.0.0.1",
         port=int(env.get("HOTLINE_GATEWAY_PORT", "8000")),
+        redis_url=_text(env, "HOTLINE_REDIS_URL"),
+        redis_prefix=_text(env, "HOTLINE_REDIS_PREFIX") or "hotline:",
+        redis_timeout_seconds=float(env.get("HOTLINE_REDIS_TIMEOUT_SECONDS", "0.5")),
         reports=load_settings(env),
     )

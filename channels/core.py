@@ -18,13 +18,13 @@ through the channel's API. A held conversation whose person stays silent is hand
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import secrets
 import time
-from collections import defaultdict, deque
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -41,7 +41,8 @@ from channels.base import ChannelAdapter, ConfigError, ContactStopped, InboundMe
 from channels.config import GatewaySettings
 from channels.media import clean_photo, is_photo
 from channels.rasa_client import RasaClient, RasaUnavailable, ReplicaHealth
-from channels.state import GatewayStore
+from channels.shared import MemoryState, SharedState, SharedUnavailable, call, shared_state
+from channels.state import GatewayStore, PendingRow
 from hotline.content import render_all
 from hotline.danger import DangerLexicon
 from hotline.edge import sign_metadata
@@ -70,6 +71,8 @@ class RequestIdFilter(logging.Filter):
 LATE_ANSWER_SECONDS = 120.0  # how long a slow Rasa answer is still awaited, to send it late
 RATE_WINDOW_SECONDS = 60.0
 MAX_PHOTOS_PER_MESSAGE = 3
+KEPT_ANSWERED, KEPT_RECEIVED, KEPT_STILL_DOWN = "answered", "received", "still_down"
+DELIVERY_MARK_SECONDS = 24 * 3600.0  # the shared fast path; the database remembers 400 days
 
 
 @lru_cache(maxsize=1)
@@ -141,36 +144,27 @@ class Outcome:
 
 
 class FloodGuard:
-    """At most N messages a minute per sender, in memory (one gateway process per sender:
-    the gateway routes each pseudonym to one place). Notices about it (and the emergency
-    page of a flooded sender) go out at most once a minute."""
+    """At most N messages a minute per sender. Notices about it (and the emergency page of a
+    flooded sender) go out at most once a minute. Counted in the gateways' shared state
+    (channels/shared.py): with several gateways, whichever gets a message counts it. When
+    that state cannot answer, messages pass and notices go out (fail open)."""
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, shared: SharedState | None = None) -> None:
         self.per_minute = per_minute
-        self.seen: dict[str, deque[float]] = defaultdict(deque)
-        self.noticed: dict[str, float] = {}
+        self.shared = shared or MemoryState()
 
     def first_notice(self, key: str, now: float | None = None) -> bool:
         """True once a minute per key: whether a notice may be sent now."""
-        now = time.monotonic() if now is None else now
-        last = self.noticed.get(key)
-        if last is not None and now - last < RATE_WINDOW_SECONDS:
-            return False
-        self.noticed[key] = now
-        if len(self.noticed) > 100_000:  # bounded: forget the oldest notices
-            for old in sorted(self.noticed, key=self.noticed.__getitem__)[:50_000]:
-                del self.noticed[old]
-        return True
+        try:
+            return self.shared.first_mark(f"notice:{key}", RATE_WINDOW_SECONDS, now)
+        except SharedUnavailable:
+            return True
 
     def allows(self, pseudonym: str, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        window = self.seen[pseudonym]
-        while window and now - window[0] > RATE_WINDOW_SECONDS:
-            window.popleft()
-        if len(window) >= self.per_minute:
-            return False
-        window.append(now)
-        return True
+        try:
+            return self.shared.hit(f"flood:{pseudonym}", self.per_minute, RATE_WINDOW_SECONDS, now)
+        except SharedUnavailable:
+            return True
 
 
 @dataclass
@@ -188,7 +182,13 @@ class Gateway:
         self.late_answers: set[asyncio.Future[None]] = set()
         self.store = GatewayStore(self.engine, self.gateway_key)
         self.box = SecretBox(self.gateway_key)
-        self.flood = FloodGuard(self.settings.messages_per_minute)
+        s = self.settings
+        self.shared = shared_state(s.redis_url, self.gateway_key, s.redis_prefix, s.redis_timeout_seconds)
+        self.flood = FloodGuard(s.messages_per_minute, self.shared)
+        for adapter in self.adapters.values():
+            attach = getattr(adapter, "attach_shared", None)
+            if attach is not None:  # the simulator's outbox and token
+                attach(self.shared)
         self.replicas = ReplicaHealth()  # Rasa replicas that refused connections lately
         self.danger = DangerLexicon.from_file()
 
@@ -235,7 +235,8 @@ class Gateway:
             metrics.DUPLICATES.labels(label).inc()
             return []
         replies = outcome.replies
-        added = danger and not any(is_emergency_page(r.text) for r in replies) and self._emergency_due(inbound, outcome)
+        page_missing = danger and not any(is_emergency_page(r.text) for r in replies)
+        added = page_missing and await self._emergency_due(inbound, outcome)
         if added:
             replies.insert(0, Reply(emergency_page()))
         how = emergency_how(danger, replies, added)
@@ -252,12 +253,13 @@ class Gateway:
             return [Reply(emergency_page()), Reply(gateway_text(problem))]
         return [Reply(gateway_text(problem)), Reply(emergency_page())]
 
-    def _emergency_due(self, inbound: InboundMessage, outcome: Outcome) -> bool:
+    async def _emergency_due(self, inbound: InboundMessage, outcome: Outcome) -> bool:
         """At most one emergency page a minute to a sender whose messages are held back (a
         flood, an opt-out): alarming words sent in a loop must not cost an SMS each."""
         if not outcome.held_back:
             return True
-        return self.flood.first_notice(f"emergency:{self.pseudonym(inbound.channel, inbound.address)}")
+        pseudonym = self.pseudonym(inbound.channel, inbound.address)
+        return await call(self.shared, self.flood.first_notice, f"emergency:{pseudonym}")
 
     async def _pipeline(self, inbound: InboundMessage, danger: bool) -> Outcome | None:
         if not await self._first_delivery(inbound):
@@ -277,10 +279,10 @@ class Gateway:
             logger.info("message from an opted-out sender not forwarded")
             metrics.HELD_BACK.labels(metrics.channel(inbound.channel), "opted_out").inc()
             return Outcome([], held_back=True)  # an emergency still gets the numbers (handle)
-        if not self.flood.allows(pseudonym):
+        if not await call(self.shared, self.flood.allows, pseudonym):
             logger.info("flood guard held a message back")
             metrics.HELD_BACK.labels(metrics.channel(inbound.channel), "flood").inc()
-            if danger or not self.flood.first_notice(f"limited:{pseudonym}"):
+            if danger or not await call(self.shared, self.flood.first_notice, f"limited:{pseudonym}"):
                 return Outcome([], held_back=True)  # an emergency gets the numbers (handle), once a minute
             return Outcome([Reply(gateway_text("rate_limited"))], held_back=True)
         replies: list[Reply] = []
@@ -492,25 +494,39 @@ class Gateway:
     # -- kept messages (Rasa was down) --------------------------------------------------
 
     async def drain_pending(self) -> int:
-        """Answer the kept messages, oldest first, while Rasa answers; returns how many."""
+        """Answer the kept messages, oldest first, while Rasa answers; returns how many.
+        Each message is claimed first (channels/state.py), so that two gateways draining
+        at once answer it once: the other skips it."""
         answered = 0
         for row in await asyncio.to_thread(self.store.pending_rows):
-            payload = json.loads(self.box.decrypt(row.sealed))
-            inbound = InboundMessage(row.channel, payload["address"], payload["text"], delivery_id=f"p-{row.row_id}")
+            claim = await asyncio.to_thread(self.store.claim_pending, row.row_id)
+            if claim is None:  # another drainer has it (or answered it already)
+                continue
             try:
-                replies = await self.ask_rasa(row.pseudonym, inbound, safe_text(inbound.text))
-            except RasaUnavailable as unavailable:
-                if unavailable.received:  # Rasa has it now: its answer is sent when it comes
-                    await asyncio.to_thread(self.store.delete_pending, row.row_id)
+                outcome = await self._answer_kept(row)
+            except BaseException:
+                await asyncio.to_thread(claim.release)
+                raise
+            await asyncio.to_thread(claim.release if outcome == KEPT_STILL_DOWN else claim.done)
+            if outcome != KEPT_ANSWERED:  # Rasa is down or slow: the rest waits for the next round
                 break
-            try:
-                await self.deliver(inbound, replies)
-            except SendError as error:
-                logger.warning("late answer not sent (%s)", error.code)
-                metrics.ERRORS.labels("send").inc()
-            await asyncio.to_thread(self.store.delete_pending, row.row_id)
             answered += 1
         return answered
+
+    async def _answer_kept(self, row: PendingRow) -> str:
+        """Ask Rasa and send its answer. KEPT_RECEIVED: Rasa has it but is slow (its answer
+        goes out when it comes: never asked twice); KEPT_STILL_DOWN: kept for later."""
+        payload = json.loads(self.box.decrypt(row.sealed))
+        inbound = InboundMessage(row.channel, payload["address"], payload["text"], delivery_id=f"p-{row.row_id}")
+        try:
+            replies = await self.ask_rasa(row.pseudonym, inbound, safe_text(inbound.text))
+        except RasaUnavailable as unavailable:
+            return KEPT_RECEIVED if unavailable.received else KEPT_STILL_DOWN
+        try:
+            await self.deliver(inbound, replies)
+        except SendError as error:
+            logger.warning("late answer not sent (%s)", error.code)
+        return KEPT_ANSWERED
 
     async def _keep_pending(self, pseudonym: str, inbound: InboundMessage) -> None:
         sealed = self.box.encrypt(json.dumps({"address": inbound.address, "text": inbound.text}).encode())
@@ -520,7 +536,24 @@ class Gateway:
     # -- the gateway's own state (channels/state.py), from the event loop ----------------
 
     async def _first_delivery(self, inbound: InboundMessage) -> bool:
-        return await asyncio.to_thread(self.store.first_delivery, inbound.channel, inbound.delivery_id)
+        """The database decides; with gateways sharing Redis, a mark set there first drops a
+        delivery sent to two gateways at once without a database call."""
+        mark = f"delivery:{inbound.channel}:{inbound.delivery_id}"
+        marked = False
+        if self.shared.distributed:
+            try:
+                if not await call(self.shared, self.shared.first_mark, mark, DELIVERY_MARK_SECONDS):
+                    return False
+                marked = True
+            except SharedUnavailable:
+                pass  # the database alone decides
+        try:
+            return await asyncio.to_thread(self.store.first_delivery, inbound.channel, inbound.delivery_id)
+        except BaseException:
+            if marked:  # not recorded: a retry of this delivery must not be dropped
+                with contextlib.suppress(SharedUnavailable):
+                    await call(self.shared, self.shared.forget_mark, mark)
+            raise
 
     async def _set_opt_out(self, pseudonym: str, opted_out: bool) -> None:
         await asyncio.to_thread(self.store.set_opt_out, pseudonym, opted_out)
@@ -537,6 +570,10 @@ class Gateway:
     def purge(self) -> None:
         """Forget what is no longer needed: old deliveries, undeletable message ids."""
         self.store.purge()
+
+    def close_shared(self) -> None:
+        """Close the shared state's connections (the app's shutdown)."""
+        self.shared.close()
 
 
 def build_gateway(settings: GatewaySettings, adapters: Mapping[str, ChannelAdapter] | None = None) -> Gateway:

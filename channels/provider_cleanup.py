@@ -1,10 +1,11 @@
 """Deleting the copies a provider keeps: Twilio keeps every message (the report's words, the
 reply with the case code, the photo with its GPS) in its message log until asked to delete
 it. A channel adapter notes the provider ids of the messages it handled and of the replies
-it learns about (`take_provider_records`); the gateway's background work calls `run`, which
-stores them (provider_records: ids only, no number, no text) and asks the adapter to delete
-each one that is due (`delete_provider_record`), retrying refusals with a growing delay and
-giving up, counted and logged, after GIVE_UP_AFTER.
+it learns about (`take_provider_records`); each gateway's background work stores its own
+(`record`: provider_records, ids only, no number, no text), and one gateway at a time, under
+a lease, asks the adapter to delete each one that is due (`delete_due`,
+`delete_provider_record`), retrying refusals with a growing delay and giving up, counted
+and logged, after GIVE_UP_AFTER. `run` does both.
 
 Why a delay: Twilio refuses to delete a message that has not reached a final state (error
 20009; "wait at least 1 minute", rarely up to 14 days: https://www.twilio.com/docs/api/errors/20009),
@@ -14,6 +15,7 @@ and a reply's final state comes with the carrier's delivery receipt.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -71,15 +73,36 @@ def retry_delay(attempts: int) -> timedelta:
 async def run(engine: Engine, adapters: Mapping[str, object], now: datetime | None = None) -> CleanupCounts:
     """One round: store what the adapters noted, then delete what is due. A failure (the
     database down) is logged and leaves the rest of the background work running."""
+    recorded = await record(engine, adapters, now)
+    counts = await delete_due(engine, adapters, now)
+    return dataclasses.replace(counts, recorded=recorded)
+
+
+async def record(engine: Engine, adapters: Mapping[str, object], now: datetime | None = None) -> int:
+    """Store the ids this process's adapters noted (each gateway its own: they are in its
+    memory until then); returns how many were new."""
     try:
-        return await _run(engine, adapters, now or utcnow())
+        return await _record(engine, _owners(adapters), now or utcnow())
+    except Exception as error:
+        logger.warning("provider cleanup failed (%s)", type(error).__name__)
+        return 0
+
+
+async def delete_due(engine: Engine, adapters: Mapping[str, object], now: datetime | None = None) -> CleanupCounts:
+    """Ask the providers to delete the stored records that are due (one gateway at a time:
+    the caller holds a lease, reports/leases.py)."""
+    try:
+        return await _delete_due(engine, _owners(adapters), now or utcnow())
     except Exception as error:
         logger.warning("provider cleanup failed (%s)", type(error).__name__)
         return CleanupCounts()
 
 
-async def _run(engine: Engine, adapters: Mapping[str, object], now: datetime) -> CleanupCounts:
-    owners = {name: adapter for name, adapter in adapters.items() if isinstance(adapter, ProviderRecords)}
+def _owners(adapters: Mapping[str, object]) -> dict[str, ProviderRecords]:
+    return {name: adapter for name, adapter in adapters.items() if isinstance(adapter, ProviderRecords)}
+
+
+async def _record(engine: Engine, owners: Mapping[str, ProviderRecords], now: datetime) -> int:
     recorded = 0
     for name, adapter in owners.items():
         records = adapter.take_provider_records()
@@ -88,6 +111,10 @@ async def _run(engine: Engine, adapters: Mapping[str, object], now: datetime) ->
         except Exception:
             adapter.put_back_provider_records(records)  # kept in memory for the next round
             raise
+    return recorded
+
+
+async def _delete_due(engine: Engine, owners: Mapping[str, ProviderRecords], now: datetime) -> CleanupCounts:
     due = await asyncio.to_thread(due_records, engine, now)
     deleted = retried = given_up = 0
     for row_id, channel, message_id, media_id, attempts, give_up_at in due:
@@ -106,7 +133,7 @@ async def _run(engine: Engine, adapters: Mapping[str, object], now: datetime) ->
         logger.info("provider records deleted=%d retried=%d given_up=%d", deleted, retried, given_up)
     if given_up:
         logger.warning("provider records given up after %d days: %d", GIVE_UP_AFTER.days, given_up)
-    return CleanupCounts(recorded, deleted, retried, given_up)
+    return CleanupCounts(0, deleted, retried, given_up)
 
 
 def store(engine: Engine, channel: str, records: list[Record], now: datetime) -> int:

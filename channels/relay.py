@@ -4,7 +4,8 @@ runs in its own process (it alone holds the staff private key) and calls these r
 
 Every call is signed with the relay key (keys/relay.key, HMAC-SHA256) over the method, the
 path, a timestamp, a nonce and the body. A missing or wrong signature, a timestamp more than
-`MAX_AGE_SECONDS` away, or a nonce already seen gets 403 and nothing is done. Bodies (they
+`MAX_AGE_SECONDS` away, or a nonce already seen (by any gateway sharing Redis) gets 403
+and nothing is done; when the shared state cannot tell, 503 (fail closed). Bodies (they
 carry addresses, pseudonyms and staff text) are never logged.
 """
 
@@ -26,6 +27,7 @@ from starlette.routing import Route
 from channels.base import Reply, SendError
 from channels.core import Gateway
 from channels.rasa_client import RasaUnavailable
+from channels.shared import MemoryState, SharedState, SharedUnavailable, call
 
 logger = logging.getLogger("channels.relay")
 
@@ -46,17 +48,15 @@ def signature(key: bytes, method: str, path: str, timestamp: str, nonce: str, bo
 
 
 class NonceMemory:
-    """Nonces of the calls accepted lately: a captured call cannot be replayed while fresh."""
+    """Nonces of the calls accepted lately: a captured call cannot be replayed while fresh,
+    to this gateway or another (the gateways' shared state, channels/shared.py)."""
 
-    def __init__(self) -> None:
-        self._seen: dict[str, float] = {}
+    def __init__(self, shared: SharedState | None = None) -> None:
+        self.shared = shared or MemoryState()
 
-    def first_time(self, nonce: str, now: float) -> bool:
-        self._seen = {n: t for n, t in self._seen.items() if now - t <= 2 * MAX_AGE_SECONDS}
-        if nonce in self._seen:
-            return False
-        self._seen[nonce] = now
-        return True
+    def first_time(self, nonce: str) -> bool:
+        """Raises SharedUnavailable when the shared state cannot say: the call is refused."""
+        return self.shared.first_mark(f"nonce:{nonce}", 2 * MAX_AGE_SECONDS)
 
 
 def authentic(key: bytes | None, request: Request, body: bytes, now: float) -> bool:
@@ -148,10 +148,16 @@ def _endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         if body is None:
             return PlainTextResponse("body too large", status_code=413)
         state = request.app.state
-        now = time.time()
-        if not authentic(state.relay_key, request, body, now) or not state.relay_nonces.first_time(
-            request.headers[NONCE_HEADER], now
-        ):
+        if not authentic(state.relay_key, request, body, time.time()):
+            logger.warning("relay: refused an unauthenticated call to %s", request.url.path)
+            return PlainTextResponse("forbidden", status_code=403)
+        nonces: NonceMemory = state.relay_nonces
+        try:
+            fresh = await call(nonces.shared, nonces.first_time, request.headers[NONCE_HEADER])
+        except SharedUnavailable:  # fail closed: a replay could not be told apart
+            logger.warning("relay: refused a call, the shared state cannot check its nonce")
+            return PlainTextResponse("shared state unavailable", status_code=503)
+        if not fresh:
             logger.warning("relay: refused an unauthenticated call to %s", request.url.path)
             return PlainTextResponse("forbidden", status_code=403)
         try:

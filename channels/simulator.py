@@ -2,7 +2,8 @@
 WhatsApp look) posts here, and each message takes the same gateway path as a real one
 (pseudonym, duplicates, flood guard, Rasa), then comes back as the phone would show it.
 What is sent outside a webhook answer (a staff member's messages in a live hand-off, late
-answers) waits in a small in-memory outbox the page polls.
+answers) waits in a small outbox the page polls (the gateways' shared state: this process's
+memory, or Redis when several gateways run).
 
 Its routes exist only in development mode (HOTLINE_MODE=development, set by `make run`);
 in production they are never registered. No client address is trusted (behind a reverse
@@ -17,8 +18,8 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import secrets
-from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from pathlib import Path
@@ -27,8 +28,21 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from channels.base import BadRequest, ConfigError, Endpoint, InboundMessage, InvalidSignature, Media, Reply, SendResult
+from channels.base import (
+    BadRequest,
+    ConfigError,
+    ConnectionFailed,
+    Endpoint,
+    InboundMessage,
+    InvalidSignature,
+    Media,
+    Reply,
+    SendResult,
+)
+from channels.shared import MemoryState, SharedState, SharedUnavailable, call
 from hotline.sms import sms_segments, to_gsm7
+
+logger = logging.getLogger("channels.simulator")
 
 LOOPBACK_NAMES = {"127.0.0.1", "::1", "localhost"}
 TOKEN_HEADER = "X-Simulator-Token"
@@ -37,7 +51,7 @@ PAGE = Path(__file__).resolve().parent / "static" / "simulator.html"
 LOOKS = ("sms", "whatsapp")
 MAX_TEXT_CHARS = 10_000
 OUTBOX_PER_PHONE = 50
-OUTBOX_PHONES = 1000
+OUTBOX_SECONDS = 3600.0  # what no page fetched within an hour is gone
 
 
 def simulator_address(look: object, phone: object) -> str:
@@ -61,9 +75,19 @@ class SimulatorChannel:
         """Only registered in development mode (the registry leaves the simulator out otherwise)."""
         return simulator_routes(webhook)
 
-    def __init__(self) -> None:
-        self.outbox: OrderedDict[str, deque[Reply]] = OrderedDict()
-        self.token = secrets.token_urlsafe(32)  # per process: only the page served here holds it
+    def __init__(self, shared: SharedState | None = None) -> None:
+        self.shared: SharedState = shared or MemoryState()
+        self.token = secrets.token_urlsafe(32)  # only the page served by these gateways holds it
+
+    def attach_shared(self, shared: SharedState) -> None:
+        """The gateways' shared state (channels/shared.py) keeps the outbox, and with Redis
+        one token for every gateway, so that any of them serves the page's next call."""
+        self.shared = shared
+        if shared.distributed:
+            try:
+                self.token = shared.first_value("simulator:token", self.token.encode()).decode()
+            except SharedUnavailable:
+                logger.warning("simulator: shared state unavailable, this gateway's own token")
 
     async def verify(self, request: Request, body: bytes) -> None:
         """The page's token and a host name of this machine; never the client address."""
@@ -98,21 +122,28 @@ class SimulatorChannel:
 
     async def send(self, address: str, replies: list[Reply]) -> SendResult:
         """Kept for the page to fetch (GET /simulator/outbox), a bounded number per phone."""
-        box = self.outbox.pop(address, None) or deque(maxlen=OUTBOX_PER_PHONE)
-        box.extend(replies)
-        self.outbox[address] = box
-        while len(self.outbox) > OUTBOX_PHONES:
-            self.outbox.popitem(last=False)
+        values = [json.dumps({"text": r.text, "options": r.options}).encode() for r in replies]
+        try:
+            await call(self.shared, self.shared.push, f"outbox:{address}", values, OUTBOX_PER_PHONE, OUTBOX_SECONDS)
+        except SharedUnavailable:
+            raise ConnectionFailed("the simulator's outbox is unavailable") from None
         return SendResult()
 
     def take_outbox(self, address: str) -> list[Reply]:
-        return list(self.outbox.pop(address, ()))
+        """What waits for this phone, taken once (SharedUnavailable when it cannot be read)."""
+        return [reply_of(json.loads(value)) for value in self.shared.take(f"outbox:{address}")]
 
     async def fetch_media(self, media: Media) -> bytes:
         raise ConfigError("the simulator sends no media")
 
     async def delete_messages(self, address: str, message_ids: list[str]) -> int:
         return 0
+
+
+def reply_of(data: dict[str, object]) -> Reply:
+    options = data.get("options")
+    pairs = tuple((str(o[0]), str(o[1])) for o in options) if isinstance(options, list) else ()
+    return Reply(str(data.get("text", "")), pairs)
 
 
 @lru_cache(maxsize=1)
@@ -148,7 +179,11 @@ async def simulator_outbox(request: Request) -> Response:
         return PlainTextResponse("forbidden", status_code=403)
     except BadRequest:
         return PlainTextResponse("bad request", status_code=400)
-    return JSONResponse({"replies": simulator.shown(address, simulator.take_outbox(address))})
+    try:
+        replies = await call(simulator.shared, simulator.take_outbox, address)
+    except SharedUnavailable:
+        return PlainTextResponse("outbox unavailable", status_code=503)
+    return JSONResponse({"replies": simulator.shown(address, replies)})
 
 
 def simulator_routes(messages: Callable[[Request], Awaitable[Response]]) -> list[Route]:

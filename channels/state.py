@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from reports import handoffs
@@ -32,6 +34,87 @@ class PendingRow:
     pseudonym: str
     channel: str
     sealed: bytes
+
+
+class PendingClaim(Protocol):
+    def done(self) -> None:
+        """The message was answered (or Rasa has it): it is deleted."""
+        ...
+
+    def release(self) -> None:
+        """Not answered: it stays kept, for the next round."""
+        ...
+
+
+class RowLockClaim:
+    """A pending row locked in an open transaction on its own connection (PostgreSQL)."""
+
+    def __init__(self, connection: Connection, row_id: int) -> None:
+        self.connection, self.row_id = connection, row_id
+
+    @classmethod
+    def take(cls, engine: Engine, row_id: int) -> RowLockClaim | None:
+        connection = engine.connect()
+        try:
+            locked = connection.execute(
+                select(PendingMessage.id).where(PendingMessage.id == row_id).with_for_update(skip_locked=True)
+            ).first()
+        except BaseException:
+            connection.close()
+            raise
+        if locked is None:
+            connection.rollback()
+            connection.close()
+            return None
+        return cls(connection, row_id)
+
+    def done(self) -> None:
+        try:
+            self.connection.execute(delete(PendingMessage).where(PendingMessage.id == self.row_id))
+            self.connection.commit()
+        finally:
+            self.connection.close()
+
+    def release(self) -> None:
+        try:
+            self.connection.rollback()
+        finally:
+            self.connection.close()
+
+
+_CLAIMED: set[tuple[str, int]] = set()  # (database, row id) claimed in this process
+_CLAIMED_LOCK = threading.Lock()
+
+
+class MemoryClaim:
+    """A pending row claimed in this process (SQLite: one gateway process by construction)."""
+
+    def __init__(self, store: GatewayStore, row_id: int) -> None:
+        self.store, self.row_id = store, row_id
+        self.key = (str(store.engine.url), row_id)
+
+    @classmethod
+    def take(cls, store: GatewayStore, row_id: int) -> MemoryClaim | None:
+        claim = cls(store, row_id)
+        with _CLAIMED_LOCK:
+            if claim.key in _CLAIMED:
+                return None
+            _CLAIMED.add(claim.key)
+        with transaction(store.engine) as session:
+            if session.get(PendingMessage, row_id) is not None:
+                return claim
+        claim.release()  # answered and deleted since it was listed
+        return None
+
+    def done(self) -> None:
+        try:
+            self.store.delete_pending(self.row_id)
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        with _CLAIMED_LOCK:
+            _CLAIMED.discard(self.key)
 
 
 @dataclass
@@ -93,6 +176,15 @@ class GatewayStore:
     def delete_pending(self, row_id: int) -> None:
         with transaction(self.engine) as session:
             session.execute(delete(PendingMessage).where(PendingMessage.id == row_id))
+
+    def claim_pending(self, row_id: int) -> PendingClaim | None:
+        """The kept message for this drainer alone, or None when another has it (or it is
+        gone). PostgreSQL: a row lock (FOR UPDATE SKIP LOCKED) held until `done` deletes the
+        row or `release` leaves it; a drainer that dies releases it with its connection.
+        SQLite (one process by construction): a claim in this process's memory."""
+        if self.engine.dialect.name == "postgresql":
+            return RowLockClaim.take(self.engine, row_id)
+        return MemoryClaim.take(self, row_id)
 
     # -- live hand-off: the person's messages kept (sealed) for the staff member ----------
 

@@ -3,13 +3,21 @@
 python -m reports.jobs purge [--dry-run]   retention: old closed reports, old lookup
                                            attempts, old conversations in Rasa's store
 python -m reports.jobs notify-pending      retry staff notifications that did not go out
+python -m reports.jobs run                 both, on their schedule (purge hourly, alerts
+                                           every 2 minutes), until SIGTERM
+
+Each job runs under its lease (reports/leases.py): with several replicas (or a cron run
+beside the loop) one runs it, the others print that they skipped it.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,6 +29,7 @@ from sqlalchemy.orm import Session
 from reports import handoffs
 from reports.config import Settings, load_settings
 from reports.db import make_engine, normalize_url, transaction
+from reports.leases import held
 from reports.models import FollowUpAttempt, Report, ReportAttachment, utcnow
 from reports.notify import notify_pending
 from reports.service import RATE_WINDOW
@@ -96,28 +105,92 @@ def run_purge(settings: Settings, now: datetime | None = None, dry_run: bool = F
     )
 
 
+PURGE_JOB, NOTIFY_JOB = "jobs-purge", "jobs-notify-pending"  # their leases (reports/leases.py)
+PURGE_EVERY_SECONDS = 3600.0
+NOTIFY_EVERY_SECONDS = 120.0
+
+
+def purge_once(settings: Settings, dry_run: bool = False) -> str:
+    """One purge under its lease; what to print (counts only)."""
+    engine = make_engine(settings.database_url)
+    try:
+        with held(engine, PURGE_JOB) as mine:
+            if not mine:
+                return "purge: skipped, another runner holds the lease"
+            counts = run_purge(settings, dry_run=dry_run)
+    finally:
+        engine.dispose()
+    verb = "would delete" if dry_run else "deleted"
+    return (
+        f"{verb}: {counts.reports} closed reports, {counts.follow_up_attempts} lookup attempts, "
+        f"{counts.conversations} conversations"
+    )
+
+
+def notify_once(settings: Settings) -> str:
+    """One run of the staff alert outbox under its lease (an alert must not go out twice)."""
+    engine = make_engine(settings.database_url)
+    try:
+        with held(engine, NOTIFY_JOB) as mine:
+            if not mine:
+                return "notify-pending: skipped, another runner holds the lease"
+            sent = notify_pending(engine, settings)
+    finally:
+        engine.dispose()
+    return f"notifications: {sent.sent} sent, {sent.failed} failed"
+
+
+def run_forever(settings: Settings, stop: threading.Event, purge_every: float, notify_every: float) -> None:
+    """Purge now and every `purge_every` seconds, the alert outbox every `notify_every`,
+    each under its lease (every replica runs this; one at a time works), until `stop`."""
+    due = {"purge": 0.0, "notify": 0.0}
+    while not stop.is_set():
+        now = time.monotonic()
+        if now >= due["purge"]:
+            print(_or_failure("purge", lambda: purge_once(settings)), flush=True)
+            due["purge"] = now + purge_every
+        if now >= due["notify"] and not stop.is_set():
+            print(_or_failure("notify-pending", lambda: notify_once(settings)), flush=True)
+            due["notify"] = now + notify_every
+        stop.wait(max(0.0, min(due.values()) - time.monotonic()))
+
+
+def _or_failure(job: str, run: Callable[[], str]) -> str:
+    """The job's line, or its failure's type (a database down must not stop the loop)."""
+    try:
+        return run()
+    except Exception as error:
+        return f"{job}: failed ({type(error).__name__})"
+
+
+def stop_on_signals() -> threading.Event:
+    """SIGTERM (what a process manager sends) and SIGINT stop the loop between jobs."""
+    stop = threading.Event()
+    for name in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(name, lambda signum, frame: stop.set())
+    return stop
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reports.jobs", description="Retention and retry jobs.")
     sub = parser.add_subparsers(dest="command", required=True)
     purge = sub.add_parser("purge", help="delete what is past its retention period")
     purge.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
     sub.add_parser("notify-pending", help="send staff notifications that failed or never went out")
+    loop = sub.add_parser("run", help="purge hourly and the alert outbox every 2 min, until SIGTERM")
+    loop.add_argument("--purge-every", type=float, default=PURGE_EVERY_SECONDS, help="seconds")
+    loop.add_argument("--notify-every", type=float, default=NOTIFY_EVERY_SECONDS, help="seconds")
     args = parser.parse_args(argv)
     settings = load_settings()
     if args.command == "purge":
-        counts = run_purge(settings, dry_run=args.dry_run)
-        verb = "would delete" if args.dry_run else "deleted"
-        print(
-            f"{verb}: {counts.reports} closed reports, {counts.follow_up_attempts} lookup attempts, "
-            f"{counts.conversations} conversations"
-        )
+        print(purge_once(settings, dry_run=args.dry_run))
+    elif args.command == "notify-pending":
+        print(notify_once(settings))
     else:
-        engine = make_engine(settings.database_url)
-        try:
-            sent = notify_pending(engine, settings)
-        finally:
-            engine.dispose()
-        print(f"notifications: {sent.sent} sent, {sent.failed} failed")
+        stop = stop_on_signals()
+        print("jobs: running (purge, notify-pending); SIGTERM stops", flush=True)
+        run_forever(settings, stop, args.purge_every, args.notify_every)
+        print("jobs: stopped", flush=True)
     return 0
 
 
