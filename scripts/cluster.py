@@ -56,6 +56,8 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 HAPROXY = Path("/usr/sbin/haproxy")
 STARTUP_TIMEOUT_SECONDS = 300.0  # two Rasa replicas load their models on 2 cores
 LOCK_LIFETIME_SECONDS = "30"  # a Rasa ticket outlives the longest turn; a killed replica's lapses
+METRICS_ROLES = ("actions", "gateway", "console")  # Rasa 3.6 and the jobs serve no metrics
+DEFAULT_METRICS_PORT = 9101
 # `make cluster`'s ports; tests and the load test take free ones from the OS.
 DEFAULT_PORTS = {
     "loadbalancer": 8080,
@@ -112,6 +114,7 @@ class Cluster:
     tracker_url: str  # Rasa's tracker store
     redis_url: str
     redis_prefix: str
+    metrics_ports: dict[str, int] = field(default_factory=dict)  # each process's internal Prometheus port
     commands: dict[str, tuple[list[str], dict[str, str]]] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     haproxy: subprocess.Popen[bytes] | None = None
@@ -152,9 +155,9 @@ class Cluster:
         process.wait(timeout=30)
 
     def start(self, name: str) -> None:
-        """Start one process again with its command and settings (after `kill`)."""
+        """Start one process (again, after `kill`: its log goes on) with its command and settings."""
         command, env = self.commands[name]
-        self.processes[name] = spawn(name, command, env, self.log_dir)
+        self.processes[name] = spawn(name, command, env, self.log_dir, append=name in self.processes)
 
     def wait_ready(self, names: list[str], timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
         wait_until_ready(self, names, timeout)
@@ -303,9 +306,13 @@ def base_environment(cluster: Cluster, extra_env: dict[str, str]) -> dict[str, s
 
 
 def process_command(cluster: Cluster, name: str, env: dict[str, str], model: Path) -> tuple[list[str], dict[str, str]]:
-    """The command and environment of one process, as deploy/cluster.yml names it."""
+    """The command and environment of one process, as deploy/cluster.yml names it: its own
+    metrics port, when it serves metrics."""
     role = name.split("-")[0]
     port = cluster.ports.get(name, 0)
+    env = {key: value for key, value in env.items() if key != "HOTLINE_METRICS_PORT"}
+    if name in cluster.metrics_ports:
+        env["HOTLINE_METRICS_PORT"] = str(cluster.metrics_ports[name])
     if role == "rasa":
         return rasa_server_command(port, model, CLUSTER_ENDPOINTS), env
     if role == "actions":
@@ -417,6 +424,10 @@ def running_cluster(
         redis_url=redis_url,
         redis_prefix=f"{name}:",
     )
+    cluster.metrics_ports = {
+        process: free_port() if free_ports else DEFAULT_METRICS_PORT + index
+        for index, process in enumerate(n for n in names if n.split("-")[0] in METRICS_ROLES)
+    }
     create_databases(admin_url, [name, f"{name}_tracker"])
     prepare_keys_and_database(cluster.keys_dir, cluster.database_url)
     gateway_keyring(cluster.keys_dir, cluster.gateway_keys_dir)
@@ -442,6 +453,8 @@ def print_cluster(cluster: Cluster) -> None:
         if name != "loadbalancer":
             print(f"    {name:<26} http://127.0.0.1:{port}   logs: {cluster.log_dir / name}.log")
     print(f"    Staff console              {cluster.console_url}")
+    metrics = "  ".join(f"{name}:{port}" for name, port in cluster.metrics_ports.items())
+    print(f"    Prometheus metrics         127.0.0.1 {metrics}")
     print(f"    Reports (PostgreSQL)       {cluster.database_url}")
     print(f"    Conversations (PostgreSQL) {cluster.tracker_url}")
     print(f"    Locks and shared state     {cluster.redis_url} (prefix {cluster.redis_prefix})")

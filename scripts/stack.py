@@ -187,10 +187,13 @@ def private_directory(path: Path) -> None:
     path.chmod(0o700)
 
 
-def spawn(name: str, command: list[str], env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
-    """The process in its own session, its output in a private log, creating private files."""
+def spawn(
+    name: str, command: list[str], env: dict[str, str], log_dir: Path, append: bool = False
+) -> subprocess.Popen[bytes]:
+    """The process in its own session, its output in a private log (`append`: after what an
+    earlier run of it wrote, for a restart), creating private files."""
     path = log_dir / f"{name}.log"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC), 0o600)
     os.fchmod(fd, 0o600)  # a log from an earlier run may be world-readable
     with open(fd, "wb") as log:  # the child keeps its own copy of the file
         return subprocess.Popen(

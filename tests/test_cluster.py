@@ -11,9 +11,7 @@ import asyncio
 import io
 import json
 import secrets
-import shutil
 import subprocess
-import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +28,9 @@ from scripts.cluster import (
     check_redis,
     check_same_model,
     process_command,
+    process_names,
     running_cluster,
+    topology,
 )
 from scripts.stack import MODEL, ROOT
 from tests.conftest import channel_credentials, edge_signed
@@ -203,9 +203,20 @@ def test_a_rasa_replica_without_its_lock_store_setting_refuses_to_start(keys_dir
         assert done.returncode != 0 and message in done.stderr, done.stderr
 
 
-def test_every_process_of_the_topology_has_a_command(cluster: Cluster) -> None:
-    for name in cluster.commands:
-        if name != "haproxy":
-            command, _ = process_command(cluster, name, {}, MODEL)
-            assert command[0] in (sys.executable, str(ROOT / ".venv-rasa/bin/python")), command
-    assert shutil.which("haproxy") or Path("/usr/sbin/haproxy").exists()
+def test_make_cluster_runs_what_deploy_files_run(tmp_path: Path) -> None:
+    """Same processes, same replica counts, same modules as deploy/cluster.yml (which the
+    compose file and the manifests are held to by tests/test_deploy.py)."""
+    names = process_names()
+    ports = {name: 1 for name in ["loadbalancer", "actions-lb", *names]}
+    cluster = Cluster(ports, tmp_path, tmp_path, tmp_path, "db", "tracker", REDIS_URL, "p:")
+    for role, spec in topology().items():
+        if role == "loadbalancer":
+            continue
+        count = int(str(spec["replicas"]))
+        mine = [n for n in names if n.split("-")[0] == role]
+        assert len(mine) == count, (role, mine)
+        deployed = list(spec["command"])  # type: ignore[call-overload]
+        command, _ = process_command(cluster, mine[0], {}, MODEL)
+        assert command[command.index("-m") + 1] == deployed[deployed.index("-m") + 1], role
+        if role == "jobs":
+            assert command[-1] == deployed[-1] == "run"
