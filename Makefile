@@ -87,7 +87,7 @@ cluster: setup $(MODEL) postgres redis haproxy ## The line as a busy line runs i
 	$(PY) -m scripts.cluster
 
 loadtest: setup $(MODEL) haproxy ## 200 conversations through the cluster while Rasa, a gateway, PostgreSQL and Redis fail (5-10 min)
-	$(PY) -m scripts.loadtest --conversations 200 --spread 60
+	$(PY) -m scripts.loadtest --conversations 200 --spread 60 --record
 
 keys: $(APP_VENV)/.installed ## Create the report keyring in keys/ (HOTLINE_KEYS_DIR); never overwrites
 	$(PY) -m reports.keys init

@@ -25,7 +25,8 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import json
+import os
+import platform
 import random
 import re
 import sys
@@ -34,6 +35,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -41,6 +43,7 @@ import httpx
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
+from bench.results import replace_section
 from hotline.report_codes import code_body, normalize_code
 from hotline.text import fold_accents
 from reports import crypto
@@ -51,6 +54,7 @@ from reports.models import Report
 from reports.service import open_report
 from scripts.cluster import Cluster, running_cluster
 from scripts.services import PrivatePostgres, PrivateRedis, private_postgres, private_redis
+from scripts.stack import ROOT
 from tests.fake_telegram import FakeTelegram
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 
@@ -485,11 +489,19 @@ def fault_costs(result: Result) -> list[tuple[str, float, int, int]]:
 
 
 def print_report(result: Result) -> None:
+    print(report_text(result))
+
+
+def report_text(result: Result) -> str:
+    """The counts, latencies and fault costs as Markdown tables (printed; `--record` puts
+    them in bench/RESULTS.md)."""
+    lines: list[str] = []
+    out = lines.append
     turns = result.turns
-    print(f"\n== Load and fault test: {len(result.conversations)} conversations, {len(turns)} messages")
+    out(f"{len(result.conversations)} conversations, {len(turns)} messages, through HAProxy")
     rate = len(turns) / result.seconds
-    print(f"   {rate:.1f} messages/s over {result.seconds:.0f} s (the client shares the 2 cores)")
-    print("\n| check | count |\n|---|---|")
+    out(f"{rate:.1f} messages/s over {result.seconds:.0f} s (the client shares the cores)")
+    out("\n| check | count |\n|---|---|")
     rows = [
         ("messages unanswered (neither answered nor held and answered later)", result.unanswered),
         ("messages answered 'we could not read it' (nothing kept)", result.failed),
@@ -504,19 +516,20 @@ def print_report(result: Result) -> None:
         ("trackers checked / incomplete or out of order", f"{result.trackers_checked} / {result.trackers_wrong}"),
     ]
     for name, value in rows:
-        print(f"| {name} | {value} |")
-    print("\n| turn kind | n | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|")
+        out(f"| {name} | {value} |")
+    out("\n| turn kind | n | p50 ms | p95 ms | p99 ms |\n|---|---|---|---|---|")
     for kind in ("content", "checklist", "report", "lookup", "emergency", "handoff"):
         waits = [(t.first_reply_at - t.sent_at) * 1000 for t in turns if t.kind == kind and t.first_reply_at]
         if waits:
             p50, p95, p99 = (percentile(waits, s) for s in (0.5, 0.95, 0.99))
-            print(f"| {kind} | {len(waits)} | {p50:.0f} | {p95:.0f} | {p99:.0f} |")
-    print("\n| fault | took s | s with errors or held answers | messages held | retries |\n|---|---|---|---|---|")
+            out(f"| {kind} | {len(waits)} | {p50:.0f} | {p95:.0f} | {p99:.0f} |")
+    out("\n| fault | took s | s with errors or held answers | messages held | retries |\n|---|---|---|---|---|")
     for (name, span, held, retries), fault in zip(fault_costs(result), result.faults, strict=True):
-        print(f"| {name} | {fault.recovered - fault.started:.1f} | {span:.1f} | {held} | {retries} |")
+        out(f"| {name} | {fault.recovered - fault.started:.1f} | {span:.1f} | {held} | {retries} |")
     for problem in result.problems[:20]:
-        print(f"  ! {problem}")
-    print("\nPASS" if result.ok else "\nFAIL")
+        out(f"  ! {problem}")
+    out("\nPASS" if result.ok else "\nFAIL")
+    return "\n".join(lines)
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -602,13 +615,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spread", type=float, default=60.0, help="seconds over which conversations start")
     parser.add_argument("--no-faults", action="store_true")
     parser.add_argument("--log-dir", type=Path, default=Path("build") / "loadtest")
-    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--record", action="store_true", help="write the tables into bench/RESULTS.md")
     args = parser.parse_args(argv)
     print(f"==> {args.conversations} conversations through a cluster on private PostgreSQL and Redis")
     result = run_load(Plan(args.conversations, args.spread, not args.no_faults), log_dir=args.log_dir)
-    print_report(result)
-    if args.json:
-        args.json.write_text(json.dumps({"ok": result.ok, "problems": result.problems}, indent=2), encoding="utf-8")
+    text = report_text(result)
+    print(text)
+    if args.record:
+        intro = (
+            f"`make loadtest`, {date.today()}, {platform.machine()} ({os.cpu_count()} cores), everything on this "
+            "machine: the cluster of deploy/cluster.yml (2 Rasa, 2 action servers, 2 gateways behind HAProxy, "
+            "console, 2 job runners) on a private PostgreSQL and Redis, the client and the fake Twilio and "
+            "Telegram servers. Faults during the run: a Rasa server killed (SIGKILL) and started again, a gateway "
+            "stopped (SIGTERM) and started again, PostgreSQL restarted (fast), Redis restarted (emptied).\n\n"
+        )
+        replace_section(ROOT / "bench" / "RESULTS.md", "Load and fault test (issue 11)", intro + text)
     return 0 if result.ok else 1
 
 
