@@ -1,7 +1,8 @@
 """Check deploy/compose.yml and deploy/k8s/ against deploy/cluster.yml, the one description
 of the cluster: the same processes and replicas, each with exactly its settings and keyring
-files, probes on every process that serves, and network edges that are exactly cluster.yml's
-`reached_by`. Returns problems as sentences; tests/test_deploy.py runs it on the real files
+files, probes on every process that serves, network edges that are exactly cluster.yml's
+`reached_by`, and each `metrics_port` served, announced to Prometheus and reachable by the
+monitoring system alone. Returns problems as sentences; tests/test_deploy.py runs it on the real files
 and on broken copies.
 
     python -m scripts.check_deploy [deploy-dir]
@@ -19,8 +20,11 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 KEYS_DIR_VARIABLE = "HOTLINE_KEYS_DIR"
-OUTSIDERS = ("internet", "staff")  # reached_by names that are not pods or containers
+OUTSIDERS = ("internet", "staff", "monitoring")  # reached_by names that are not pods or containers
 STAFF_LABEL = ("hotline.example/zone", "staff")
+MONITORING = "monitoring"  # Prometheus: reaches the metrics port alone, and only it does
+MONITORING_NAMESPACE = ("kubernetes.io/metadata.name", "monitoring")
+METRICS_HOST = "0.0.0.0"  # in a container: Prometheus scrapes from elsewhere; policies say who
 Doc = dict[str, Any]
 Edge = tuple[str, str]  # (who connects, to whom)
 
@@ -47,6 +51,12 @@ def env_for(entry: Doc) -> set[str]:
     return settings | {KEYS_DIR_VARIABLE} if entry.get("keys") else settings
 
 
+def metrics_network(name: str) -> str:
+    """The compose network where Prometheus (the operator's, in an override file) meets one
+    process's replicas and nothing else."""
+    return f"metrics-{name}"
+
+
 def replica_names(name: str, replicas: int) -> list[str]:
     """Compose runs each replica as its own service: rasa-1, rasa-2; a single one keeps its name."""
     return [name] if replicas == 1 else [f"{name}-{i}" for i in range(1, replicas + 1)]
@@ -69,6 +79,11 @@ def _published(ports: Iterable[Any]) -> set[str]:
         text = str(port)
         where.add(text.split(":", 1)[0] if text.count(":") == 2 else "all")
     return where
+
+
+def _published_targets(ports: Iterable[Any]) -> set[int]:
+    """The container ports that published ports lead to ("127.0.0.1:8100:8100" -> 8100)."""
+    return {int(str(port).rsplit(":", 1)[-1].split("/", 1)[0]) for port in ports}
 
 
 def compose_problems(compose: Doc, cluster: Doc) -> list[str]:
@@ -113,7 +128,35 @@ def _compose_service_problems(service: str, spec: Doc, entry: Doc) -> list[str]:
     wanted |= {"127.0.0.1"} if "staff" in entry.get("reached_by", []) else set()
     if published != wanted:
         problems.append(f"compose: {service} publishes ports on {sorted(published) or 'nothing'}, not {sorted(wanted)}")
+    targets = _published_targets(spec.get("ports", []))
+    if not targets <= {entry.get("port")}:
+        problems.append(f"compose: {service} publishes {sorted(targets)}, not only {entry.get('port')}")
+    if "metrics_port" in entry:
+        problems += _compose_metrics_problems(service, spec, environment, entry)
     return problems
+
+
+def _compose_metrics_problems(service: str, spec: Doc, environment: Mapping[str, Any], entry: Doc) -> list[str]:
+    """The metrics port is served on every address, exposed (not published) and on the
+    process's own metrics network."""
+    problems = []
+    port = entry["metrics_port"]
+    served_port, served_host = environment.get("HOTLINE_METRICS_PORT"), environment.get("HOTLINE_METRICS_HOST")
+    if str(served_port) != str(port):
+        problems.append(f"compose: {service} serves metrics on {served_port}, not {port}")
+    if served_host != METRICS_HOST:
+        problems.append(f"compose: {service} serves metrics on {served_host}, not {METRICS_HOST}")
+    if str(port) not in [str(item) for item in spec.get("expose", [])]:
+        problems.append(f"compose: {service} does not expose its metrics port {port}")
+    if metrics_network(owner_of(service)) not in _names(spec.get("networks")):
+        problems.append(f"compose: {service} is not on the network {metrics_network(owner_of(service))}")
+    return problems
+
+
+def owner_of(service: str) -> str:
+    """The process a compose service runs: gateway-1 -> gateway."""
+    name, _, number = service.rpartition("-")
+    return name if name and number.isdigit() else service
 
 
 def _compose_network_problems(services: dict[str, Doc], owner: dict[str, str], cluster: Doc) -> list[str]:
@@ -131,6 +174,10 @@ def _compose_network_problems(services: dict[str, Doc], owner: dict[str, str], c
             continue
         if not any({source, target} <= names for names in members.values()):
             problems.append(f"compose: {source} and {target} share no network, yet {source} reaches {target}")
+    for name, entry in cluster["processes"].items():
+        network = metrics_network(name)
+        if "metrics_port" in entry and members.get(network, {name}) != {name}:
+            problems.append(f"compose: network {network} joins {sorted(members[network] - {name})} with {name}")
     data = set(cluster["services"])
     for network, names in sorted(members.items()):
         held = names & data
@@ -177,6 +224,8 @@ def k8s_problems(documents: list[Doc], cluster: Doc) -> list[str]:
         if workload["spec"].get("replicas", 1) != entry.get("replicas", 1):
             problems.append(f"k8s: {name} has {workload['spec'].get('replicas', 1)} replicas, not {entry['replicas']}")
         problems += _pod_problems(name, workload["spec"]["template"]["spec"], entry)
+        if "metrics_port" in entry:
+            problems += _scrape_problems(name, workload["spec"]["template"], entry["metrics_port"])
     for name, job in _of_kind(documents, "Job").items():
         if name in cluster.get("tasks", {}):
             problems += _pod_problems(name, job["spec"]["template"]["spec"], cluster["tasks"][name])
@@ -216,11 +265,28 @@ def _pod_problems(name: str, pod: Doc, entry: Doc) -> list[str]:
                 problems.append(f"k8s: {name} has no {probe}")
             elif "httpGet" in spec and spec["httpGet"].get("path") != entry["health"]:
                 problems.append(f"k8s: {name}'s {probe} asks {spec['httpGet'].get('path')}, not {entry['health']}")
-    if "port" in entry and [p.get("containerPort") for p in container.get("ports", [])] != [entry["port"]]:
-        problems.append(f"k8s: {name} does not expose port {entry['port']} alone")
+    exposed = {p.get("name"): p.get("containerPort") for p in container.get("ports", [])}
+    wanted = {"http": entry["port"]} if "port" in entry else {}
+    wanted |= {"metrics": entry["metrics_port"]} if "metrics_port" in entry else {}
+    if exposed != wanted:
+        problems.append(f"k8s: {name} exposes ports {exposed}, not {wanted}")
     memory = container.get("resources", {})
     if not memory.get("requests", {}).get("memory") or not memory.get("limits", {}).get("memory"):
         problems.append(f"k8s: {name} has no memory request and limit")
+    return problems
+
+
+def _scrape_problems(name: str, template: Doc, port: int) -> list[str]:
+    """Prometheus finds the pod by its annotations and scrapes the metrics port, which the
+    process serves on every address of the pod (the NetworkPolicy says who may reach it)."""
+    problems = []
+    annotations = template.get("metadata", {}).get("annotations", {})
+    wanted = {"prometheus.io/scrape": "true", "prometheus.io/port": str(port)}
+    if {key: annotations.get(key) for key in wanted} != wanted:
+        problems.append(f"k8s: {name}'s pods are not annotated for scraping on {port}")
+    env = {item["name"]: item.get("value") for item in template["spec"]["containers"][0].get("env", [])}
+    if env.get("HOTLINE_METRICS_PORT") != str(port) or env.get("HOTLINE_METRICS_HOST") != METRICS_HOST:
+        problems.append(f"k8s: {name} does not serve metrics on {METRICS_HOST}:{port}")
     return problems
 
 
@@ -267,6 +333,8 @@ def _peer(peer: Doc) -> str:
     labels = peer.get("namespaceSelector", {}).get("matchLabels", {})
     if labels.get(STAFF_LABEL[0]) == STAFF_LABEL[1]:
         return "staff"
+    if labels.get(MONITORING_NAMESPACE[0]) == MONITORING_NAMESPACE[1]:
+        return MONITORING
     return str(peer.get("podSelector", {}).get("matchLabels", {}).get("app", "?"))
 
 
@@ -309,6 +377,26 @@ def _policy_problems(policies: Mapping[str, Doc], cluster: Doc) -> list[str]:
     calls_out = {name for name, entry in runnable(cluster).items() if entry.get("outbound")}
     if outbound != calls_out:
         problems.append(f"k8s: internet egress for {sorted(outbound)}, cluster.yml says {sorted(calls_out)}")
+    return problems + _port_problems(policies, cluster)
+
+
+def _port_problems(policies: Mapping[str, Doc], cluster: Doc) -> list[str]:
+    """Ingress to a process with a metrics port names its ports: the monitoring system's
+    rule the metrics port alone, every other rule never it."""
+    problems = []
+    for policy in policies.values():
+        spec = policy["spec"]
+        target = spec.get("podSelector", {}).get("matchLabels", {}).get("app")
+        metrics_port = cluster["processes"].get(target, {}).get("metrics_port")
+        if metrics_port is None:
+            continue
+        for rule in spec.get("ingress", []):
+            peers = {_peer(peer) for peer in rule.get("from", [])}
+            ports = [port.get("port") for port in rule.get("ports", [])]
+            if MONITORING in peers and (peers != {MONITORING} or ports != [metrics_port]):
+                problems.append(f"k8s: the rule for {sorted(peers)} to {target} opens {ports}, not {metrics_port}")
+            elif MONITORING not in peers and (not ports or metrics_port in ports):
+                problems.append(f"k8s: {sorted(peers)} may reach {target}'s metrics port {metrics_port}")
     return problems
 
 
@@ -324,12 +412,18 @@ def problems(deploy_dir: Path = DEPLOY) -> list[str]:
 
 
 def cluster_problems(cluster: Doc) -> list[str]:
-    """cluster.yml itself: secrets are settings; reached_by names exist."""
+    """cluster.yml itself: secrets are settings; reached_by names exist; monitoring reaches
+    exactly the processes with a metrics port, which read the metrics settings."""
     problems = []
     known = set(runnable(cluster)) | set(cluster["services"]) | set(OUTSIDERS)
     for name, entry in runnable(cluster).items():
         if not set(entry.get("secrets", [])) <= set(entry.get("settings", [])):
             problems.append(f"cluster.yml: {name}'s secrets are not all among its settings")
+        has_port = "metrics_port" in entry
+        if has_port != (MONITORING in entry.get("reached_by", [])):
+            problems.append(f"cluster.yml: {name} has a metrics port only if monitoring reaches it, and back")
+        if has_port != ({"HOTLINE_METRICS_PORT", "HOTLINE_METRICS_HOST"} <= set(entry.get("settings", []))):
+            problems.append(f"cluster.yml: {name} has a metrics port only with HOTLINE_METRICS_PORT and _HOST")
     for source, target in expected_edges(cluster):
         if source not in known:
             problems.append(f"cluster.yml: {target} is reached by {source}, which is not in the cluster")

@@ -255,6 +255,118 @@ def test_the_console_alone_holds_the_private_key() -> None:
             "compose: console mounts",
             id="cluster-yml-changed-alone",
         ),
+        # -- metrics ports: served, announced, reachable by the monitoring system alone
+        pytest.param(
+            "k8s/network-policies.yaml",
+            "        - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}\n"
+            "          podSelector: {matchLabels: {app.kubernetes.io/name: prometheus}}\n"
+            "      ports:\n        - {protocol: TCP, port: 9101}",
+            "        - ipBlock: {cidr: 0.0.0.0/0}\n      ports:\n        - {protocol: TCP, port: 9101}",
+            "('internet', 'gateway')",
+            id="k8s-gateway-metrics-open-to-the-internet",
+        ),
+        pytest.param(
+            "k8s/network-policies.yaml",
+            "        - podSelector: {matchLabels: {app: loadbalancer}}\n"
+            "        - podSelector: {matchLabels: {app: console}}\n"
+            "      ports:\n        - {protocol: TCP, port: 8000}",
+            "        - podSelector: {matchLabels: {app: loadbalancer}}\n"
+            "        - podSelector: {matchLabels: {app: console}}\n"
+            "      ports:\n        - {protocol: TCP, port: 8000}\n        - {protocol: TCP, port: 9101}",
+            "k8s: ['console', 'loadbalancer'] may reach gateway's metrics port 9101",
+            id="k8s-load-balancer-reaches-gateway-metrics",
+        ),
+        pytest.param(
+            "k8s/network-policies.yaml",
+            "        - podSelector: {matchLabels: {app: rasa}}\n      ports:\n        - {protocol: TCP, port: 5055}",
+            "        - podSelector: {matchLabels: {app: rasa}}",
+            "k8s: ['rasa'] may reach actions's metrics port 9102",
+            id="k8s-rule-without-ports-opens-metrics",
+        ),
+        pytest.param(
+            "k8s/network-policies.yaml",
+            "      ports:\n        - {protocol: TCP, port: 9103}",
+            "      ports:\n        - {protocol: TCP, port: 9103}\n        - {protocol: TCP, port: 8100}",
+            "k8s: the rule for ['monitoring'] to console opens [9103, 8100], not 9103",
+            id="k8s-monitoring-reaches-the-console-itself",
+        ),
+        pytest.param(
+            "k8s/network-policies.yaml",
+            "  podSelector: {matchLabels: {app: actions}}\n  policyTypes: [Ingress]\n  ingress:\n    - from:  # Prom",
+            "  podSelector: {matchLabels: {app: action}}\n  policyTypes: [Ingress]\n  ingress:\n    - from:  # Prom",
+            "lacks [('monitoring', 'actions')]",
+            id="k8s-actions-metrics-policy-selects-nothing",
+        ),
+        pytest.param(
+            "k8s/console.yaml",
+            "            - {name: metrics, containerPort: 9103}",
+            "",
+            "k8s: console exposes ports {'http': 8100}",
+            id="k8s-console-metrics-port-missing",
+        ),
+        pytest.param(
+            "k8s/gateway.yaml",
+            '        prometheus.io/port: "9101"',
+            '        prometheus.io/port: "8000"',
+            "k8s: gateway's pods are not annotated for scraping on 9101",
+            id="k8s-scrape-annotation-on-the-public-port",
+        ),
+        pytest.param(
+            "k8s/actions.yaml",
+            "            - {name: HOTLINE_METRICS_HOST, value: 0.0.0.0}",
+            "            - {name: HOTLINE_METRICS_HOST, value: 127.0.0.1}",
+            "k8s: actions does not serve metrics on 0.0.0.0:9102",
+            id="k8s-metrics-on-loopback-unscrapable",
+        ),
+        pytest.param(
+            "compose.yml",
+            '  expose: ["9101"]  # metrics',
+            '  ports: ["9101:9101"]  # metrics',
+            "compose: gateway-1 publishes ports on ['all']",
+            id="compose-gateway-metrics-published",
+        ),
+        pytest.param(
+            "compose.yml",
+            'ports: ["127.0.0.1:8100:8100"]',
+            'ports: ["127.0.0.1:8100:8100", "127.0.0.1:9103:9103"]',
+            "compose: console publishes [8100, 9103], not only 8100",
+            id="compose-console-metrics-published-to-staff",
+        ),
+        pytest.param(
+            "compose.yml",
+            '  expose: ["9102"]  # metrics',
+            "  # no metrics exposed",
+            "compose: actions-1 does not expose its metrics port 9102",
+            id="compose-actions-metrics-missing",
+        ),
+        pytest.param(
+            "compose.yml",
+            '    HOTLINE_METRICS_PORT: "9101"',
+            '    HOTLINE_METRICS_PORT: "8000"',
+            "compose: gateway-1 serves metrics on 8000, not 9101",
+            id="compose-gateway-metrics-on-the-public-port",
+        ),
+        pytest.param(
+            "compose.yml",
+            "    networks: [staff, relay, data, metrics-console]",
+            "    networks: [staff, relay, data, metrics-console, metrics-gateway]",
+            "compose: network metrics-gateway joins ['console'] with gateway",
+            id="compose-console-on-the-gateway-metrics-network",
+        ),
+        pytest.param(
+            "cluster.yml",
+            "    metrics_port: 9103\n",
+            "    metrics_port: 9104\n",
+            "k8s: console exposes ports",
+            id="cluster-yml-metrics-port-changed-alone",
+        ),
+        pytest.param(
+            "cluster.yml",
+            "    reached_by: [rasa, monitoring]",
+            "    reached_by: [rasa]",
+            "cluster.yml: actions has a metrics port only if monitoring reaches it",
+            id="cluster-yml-metrics-port-nobody-scrapes",
+        ),
     ],
 )
 def test_a_broken_copy_is_caught(tmp_path: Path, file: str, old: str, new: str, expected: str) -> None:

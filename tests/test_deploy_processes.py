@@ -2,7 +2,8 @@
 copy of what deploy/app.Dockerfile puts in the image (nothing else of the repository), with
 only its cluster.yml settings in the environment and only its cluster.yml keyring files. So
 cluster.yml's `keys` and `settings` are enough to run each one (the gateway without
-reports.key, the jobs without any keyring), and the image holds what the processes read."""
+reports.key, the jobs without any keyring), the image holds what the processes read, and
+each process with a cluster.yml `metrics_port` serves its metrics when given one."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from hotline.paths import ROOT
 from scripts.check_deploy import KEYS_DIR_VARIABLE, load_cluster
@@ -23,7 +26,20 @@ from scripts.stack import free_port
 from tests.test_deploy import DEPLOY, copied_paths
 
 STARTUP_SECONDS = 60.0
-Starter = Callable[..., subprocess.Popen[bytes]]  # (name, port, without="") -> the process
+Starter = Callable[..., subprocess.Popen[bytes]]  # (name, port, without="", metrics_port=0) -> the process
+# Beyond cluster.yml (whose gateway keeps the default prefix): this machine's one Redis is
+# shared by suites running at once, so each run keeps its keys apart.
+REDIS_PREFIX = f"test-deploy-{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def redis_keys_removed() -> Iterator[None]:
+    """What the gateways of this run left in Redis goes with the run."""
+    yield
+    client = redis.Redis.from_url(local_values(Path("/nonexistent"))["HOTLINE_REDIS_URL"])
+    for key in client.scan_iter(match=f"{REDIS_PREFIX}*"):
+        client.delete(key)
+    client.close()
 
 
 @pytest.fixture(scope="module")
@@ -65,13 +81,19 @@ def local_values(tmp: Path) -> dict[str, str]:
         "HOTLINE_GATEWAY_HOST": "127.0.0.1",
         "HOTLINE_GATEWAY_URL": "http://127.0.0.1:9",
         "HOTLINE_CONSOLE_HOST": "127.0.0.1",
+        "HOTLINE_METRICS_HOST": "127.0.0.1",  # 0.0.0.0 in a container; loopback on this machine
     }
 
 
-def process_environment(name: str, image: Path, keys: Path | None, tmp: Path, port: int) -> dict[str, str]:
+def process_environment(
+    name: str, image: Path, keys: Path | None, tmp: Path, port: int, metrics_port: int = 0
+) -> dict[str, str]:
     entry = load_cluster()["processes"][name]
     values = {**local_values(tmp), "HOTLINE_GATEWAY_PORT": str(port), "HOTLINE_CONSOLE_PORT": str(port)}
+    values["HOTLINE_METRICS_PORT"] = str(metrics_port) if metrics_port else ""
     env = {variable: values.get(variable, "") for variable in entry["settings"]}  # unset: empty, as compose does
+    if "HOTLINE_REDIS_URL" in env:
+        env["HOTLINE_REDIS_PREFIX"] = REDIS_PREFIX
     if keys is not None:
         env[KEYS_DIR_VARIABLE] = str(keys)
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp), "PYTHONPATH": str(image)}
@@ -108,7 +130,7 @@ def command_for(name: str) -> list[str]:
 def started(image: Path, keyring: Path, migrated: Path) -> Iterator[Starter]:
     processes: list[subprocess.Popen[bytes]] = []
 
-    def start(name: str, port: int, without: str = "") -> subprocess.Popen[bytes]:
+    def start(name: str, port: int, without: str = "", metrics_port: int = 0) -> subprocess.Popen[bytes]:
         keys = own_keyring(name, keyring, migrated, without)
         command = command_for(name)
         if name == "actions":
@@ -117,7 +139,7 @@ def started(image: Path, keyring: Path, migrated: Path) -> Iterator[Starter]:
         process = subprocess.Popen(
             command,
             cwd=image,
-            env=process_environment(name, image, keys, migrated, port),
+            env=process_environment(name, image, keys, migrated, port, metrics_port),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -153,10 +175,18 @@ def wait_healthy(process: subprocess.Popen[bytes], url: str, log: Path) -> httpx
 @pytest.mark.parametrize("name", ["actions", "gateway", "console"])
 def test_process_runs_with_only_its_settings_and_keys(name: str, started: Starter, migrated: Path) -> None:
     entry = load_cluster()["processes"][name]
-    port = free_port()
-    process = started(name, port)
+    port, metrics_port = free_port(), free_port()
+    while metrics_port == port:
+        metrics_port = free_port()
+    process = started(name, port, metrics_port=metrics_port)
     response = wait_healthy(process, f"http://127.0.0.1:{port}{entry['health']}", migrated / f"{name}.log")
     assert response.status_code == 200
+    assert "metrics_port" in entry  # each of these three is scraped in the cluster
+    scrape = wait_healthy(process, f"http://127.0.0.1:{metrics_port}/metrics", migrated / f"{name}.log")
+    assert scrape.status_code == 200
+    assert f"hotline_{name}_" in scrape.text
+    public = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+    assert f"hotline_{name}_" not in public.text  # never on the public port
 
 
 def test_the_gateway_does_not_start_without_a_key_cluster_yml_gives_it(started: Starter, migrated: Path) -> None:
