@@ -449,8 +449,9 @@ def running_cluster(
 def print_cluster(cluster: Cluster) -> None:
     print("==> Cluster ready (deploy/cluster.yml)")
     print(f"    Public door (HAProxy)      {cluster.gateway_url}   config: {cluster.log_dir / 'haproxy.cfg'}")
+    print(f"    Actions (HAProxy, internal) {cluster.url('actions-lb')}   (Rasa's action endpoint)")
     for name, port in cluster.ports.items():
-        if name != "loadbalancer":
+        if name not in ("loadbalancer", "actions-lb"):
             print(f"    {name:<26} http://127.0.0.1:{port}   logs: {cluster.log_dir / name}.log")
     print(f"    Staff console              {cluster.console_url}")
     metrics = "  ".join(f"{name}:{port}" for name, port in cluster.metrics_ports.items())
@@ -468,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", default=os.environ.get("HOTLINE_REDIS_URL") or REDIS_URL)
     parser.add_argument("--free-ports", action="store_true", help="take free ports instead of the fixed ones")
     args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  (a log file sees each line)
     os.umask(0o077)
     print("==> Starting the cluster: 2 Rasa replicas, 2 action servers, 2 gateways, HAProxy, console, jobs (1-3 min)")
     stopping = False
