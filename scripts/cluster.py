@@ -15,6 +15,7 @@ they all loaded the same model; it stops with a clear message otherwise.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import secrets
 import signal
@@ -469,7 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", default=os.environ.get("HOTLINE_REDIS_URL") or REDIS_URL)
     parser.add_argument("--free-ports", action="store_true", help="take free ports instead of the fixed ones")
     args = parser.parse_args(argv)
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  (a log file sees each line)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # a log file sees each line as it is printed
     os.umask(0o077)
     print("==> Starting the cluster: 2 Rasa replicas, 2 action servers, 2 gateways, HAProxy, console, jobs (1-3 min)")
     stopping = False
