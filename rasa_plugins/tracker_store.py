@@ -60,9 +60,10 @@ from rasa.shared.core.events import (
     UserUttered,
 )
 from rasa.shared.core.trackers import DialogueStateTracker
-from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
+
+from hotline.db_connect import retry_connections
 
 DEFAULT_MAX_SESSION_EVENTS = 200
 ERASE_SLOT = "erase_conversation"
@@ -79,7 +80,6 @@ SENDER_REFERENCE_INFO = b"hotline tracker sender reference"
 NOT_CARRIED = ("session_started_metadata", ERASE_SLOT, FORGET_SLOT)
 INDEX_CACHE_ENTRIES = 100_000  # (sender, row id) -> (sequence number, kind): ~15 MB at most
 FETCH_CHUNK = 500  # row ids per IN (...) query
-CONNECT_RETRY_SECONDS = 5.0  # a PostgreSQL restart or failover refuses connections this long
 SESSION_START = "start"  # kinds of rows the session boundary depends on
 START_ACTION = "start_action"
 
@@ -175,26 +175,13 @@ def in_order(entry: IndexEntry) -> Tuple[bool, int, int]:
     return (seq is not None, row_id if seq is None else seq, row_id)
 
 
-def survive_database_restarts(engine: Any, budget: float = CONNECT_RETRY_SECONDS) -> None:
-    """A PostgreSQL restart cuts pooled connections and refuses new ones for a few seconds.
-    Connections are checked before use (pre-ping) and made again for up to `budget`
-    seconds (nothing was sent on them: always safe). Beyond that the turn fails and the
-    gateway keeps the message (rasa_plugins/serve.py makes Rasa fail it rather than go on
-    with an empty conversation)."""
+def survive_database_restarts(engine: Any) -> None:
+    """A PostgreSQL restart cuts pooled connections and refuses new ones for a few seconds:
+    connections are checked before use (pre-ping) and made again for a while
+    (hotline/db_connect.py). Beyond that the turn fails and the gateway keeps the message
+    (rasa_plugins/serve.py makes Rasa fail it rather than go on with an empty conversation)."""
     engine.pool._pre_ping = True  # what create_engine(pool_pre_ping=True) sets
-
-    @sqlalchemy_event.listens_for(engine, "do_connect")
-    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
-        deadline = time.monotonic() + budget
-        delay = 0.05
-        while True:
-            try:
-                return dialect.connect(*cargs, **cparams)
-            except dialect.dbapi.OperationalError:
-                if time.monotonic() + delay > deadline:
-                    raise
-                time.sleep(delay)  # back-off between connection attempts
-                delay = min(delay * 2, 0.5)
+    retry_connections(engine)
 
 
 class BoundedSQLTrackerStore(SQLTrackerStore):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -20,13 +19,13 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from hotline.db_connect import retry_connections
 from reports.config import ROOT, load_settings
 from reports.models import Base
 
 ALEMBIC_INI = ROOT / "alembic.ini"
 MIGRATIONS = ROOT / "reports" / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-CONNECT_RETRY_SECONDS = 5.0  # a PostgreSQL restart or failover refuses connections this long
 
 
 def normalize_url(url: str) -> str:
@@ -61,26 +60,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     engine = create_engine(url, pool_pre_ping=True, **kwargs)
     retry_connections(engine)
     return engine
-
-
-def retry_connections(engine: Engine, budget: float = CONNECT_RETRY_SECONDS) -> None:
-    """A PostgreSQL that restarts or fails over refuses new connections for a few seconds:
-    each new connection is tried again for up to `budget` seconds before the error reaches
-    the caller. Nothing has been sent on a connection not yet made, so trying again is
-    always safe; with pool_pre_ping, a connection the restart cut is replaced the same way."""
-
-    @event.listens_for(engine, "do_connect")
-    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
-        deadline = time.monotonic() + budget
-        delay = 0.05
-        while True:
-            try:
-                return dialect.connect(*cargs, **cparams)
-            except dialect.loaded_dbapi.OperationalError:
-                if time.monotonic() + delay > deadline:
-                    raise
-                time.sleep(delay)  # back-off between connection attempts
-                delay = min(delay * 2, 0.5)
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -34,10 +34,10 @@ import redis
 import yaml
 from psycopg import sql
 
-from hotline.edge import read_token
 from scripts.stack import (
     MODEL,
     ROOT,
+    RasaAccess,
     action_server_command,
     ensure_port_free,
     free_port,
@@ -104,7 +104,7 @@ def process_names(scale: dict[str, int] | None = None) -> list[str]:
 
 
 @dataclass
-class Cluster:
+class Cluster(RasaAccess):
     """A running cluster: what the tests and the load test need to talk to it and to break it."""
 
     ports: dict[str, int]
@@ -139,14 +139,6 @@ class Cluster:
     @property
     def console_url(self) -> str:
         return f"{self.url('console')}/console"
-
-    @property
-    def rasa_token(self) -> str:
-        return read_token(self.keys_dir, "rasa.token", "HOTLINE_RASA_TOKEN")
-
-    @property
-    def rasa_params(self) -> dict[str, str]:
-        return {"token": self.rasa_token}
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Stop one process as a crash (SIGKILL) or a shutdown (SIGTERM) would, and wait."""

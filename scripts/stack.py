@@ -36,8 +36,23 @@ NOT_FOR_THE_GATEWAY = ("HOTLINE_REPORTS_PRIVATE_KEY", "HOTLINE_CONSOLE_KEY", "HO
 PRIVATE_UMASK = 0o077  # what the stack's processes create (databases, logs): for their user only
 
 
+class RasaAccess:
+    """What a client of the Rasa servers needs from the keyring (the stack and the cluster)."""
+
+    keys_dir: Path
+
+    @property
+    def rasa_token(self) -> str:
+        return read_token(self.keys_dir, "rasa.token", "HOTLINE_RASA_TOKEN")
+
+    @property
+    def rasa_params(self) -> dict[str, str]:
+        """What a call to Rasa's HTTP API or the gateway webhook must carry."""
+        return {"token": self.rasa_token}
+
+
 @dataclass
-class Stack:
+class Stack(RasaAccess):
     rasa_url: str
     actions_url: str
     gateway_url: str
@@ -54,15 +69,6 @@ class Stack:
     def webhook(self) -> str:
         """The gateway's door into Rasa (rasa_plugins/gateway_channel.py): needs `rasa_params`."""
         return f"{self.rasa_url}/webhooks/gateway/webhook"
-
-    @property
-    def rasa_token(self) -> str:
-        return read_token(self.keys_dir, "rasa.token", "HOTLINE_RASA_TOKEN")
-
-    @property
-    def rasa_params(self) -> dict[str, str]:
-        """What a call to Rasa's HTTP API or the gateway webhook must carry."""
-        return {"token": self.rasa_token}
 
 
 # What `rasa train`, `rasa data validate` and `rasa test` read, as the Makefile passes it.
