@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -44,6 +45,7 @@ from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from bench.results import replace_section
+from hotline.content import load_facts
 from hotline.report_codes import code_body, normalize_code
 from hotline.text import fold_accents
 from reports import crypto
@@ -62,7 +64,7 @@ TELEGRAM_TOKEN = "123456789:LOAD-token-for-the-fake-bot-api"
 TELEGRAM_SECRET = "load-webhook-secret-0123456789"
 TWILIO_NUMBER = "+15005550006"
 CODE = re.compile(r"TRT-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]")
-EMERGENCY_MARK = "911"  # in every emergency page (Mexico's number; content/facts.yml)
+EMERGENCY_FACT = "mx.emergency"  # a number every emergency page for the region carries (content/facts.yml)
 HELD = ("no se perdio", "llega en unos minutos")  # content/gateway.yml: kept, or slow; answered later
 FAILED = "no pudimos leer tu mensaje"  # content/gateway.yml: assistant_failed (nothing kept)
 LATE_ANSWER_WAIT_SECONDS = 150.0
@@ -185,6 +187,12 @@ class Outbox:
             self.collect(known)
             await asyncio.sleep(0.02)  # reading what the fakes recorded, not waiting on a race
         self.collect(known)
+
+
+@lru_cache(maxsize=1)
+def emergency_number() -> str:
+    """Mexico's emergency number as content/facts.yml states it (never written here)."""
+    return str(load_facts()[EMERGENCY_FACT].value)
 
 
 def folded(text: str) -> str:
@@ -406,7 +414,7 @@ def check_turns(result: Result, conversation: Conversation) -> None:
                     result.cross_talk += 1
         if turn.kind == "emergency":
             result.emergencies += 1
-            numbers = [r for r in turn.replies if EMERGENCY_MARK in r]
+            numbers = [r for r in turn.replies if emergency_number() in r]
             waited = (turn.first_reply_at or float("inf")) - turn.sent_at
             if not numbers or waited > TWILIO_DEADLINE_SECONDS:
                 result.emergencies_late += 1
