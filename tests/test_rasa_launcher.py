@@ -39,3 +39,58 @@ def test_rasa_takes_every_token_the_keyring_can_hold() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("4")
+
+
+FAILING_STORE = """
+import asyncio
+from rasa.core.tracker_store import FailSafeTrackerStore, InMemoryTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.trackers import DialogueStateTracker
+
+
+class DatabaseDown(InMemoryTrackerStore):  # what the SQL store raises while PostgreSQL restarts
+    async def retrieve(self, sender_id):
+        raise ConnectionError("database down")
+
+    async def save(self, tracker):
+        raise ConnectionError("database down")
+
+
+def outcome(call, otherwise):
+    try:
+        asyncio.run(call)
+    except ConnectionError:
+        return "failed"
+    return otherwise
+
+
+if __name__ == "__main__":
+    import sys
+    if sys.argv[1] == "launcher":
+        from rasa_plugins.serve import fail_turns_when_the_tracker_store_fails
+        fail_turns_when_the_tracker_store_fails()
+    store = FailSafeTrackerStore(DatabaseDown(Domain.empty()))
+    read = outcome(store.retrieve("x"), "empty conversation")
+    written = outcome(store.save(DialogueStateTracker("x", [])), "kept in memory only")
+    print(read, "/", written)
+"""
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [("plain", "empty conversation / kept in memory only"), ("launcher", "failed / failed")],
+)
+def test_a_failing_tracker_store_fails_the_turn_under_the_launcher(how: str, expected: str) -> None:
+    """Plain Rasa goes on with an empty conversation when its store fails (a report form
+    would start over) and keeps the turn in memory only; under the launcher the turn fails,
+    and the gateway keeps the message to send it again."""
+    result = subprocess.run(
+        [str(RASA_PYTHON), "-c", FAILING_STORE, how],
+        cwd=ROOT,
+        env=rasa_environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == expected
