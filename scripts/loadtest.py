@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 import httpx
@@ -283,6 +284,13 @@ class Client:
         late = await self.wait_replies(conversation.address, start, LATE_ANSWER_WAIT_SECONDS)
         turn.late_replies = len(late)
         turn.replies += [text for _, text in late]
+
+
+async def after(first: asyncio.Task[Any] | None, then: Awaitable[None]) -> None:
+    """`then` once `first` has finished."""
+    if first is not None:
+        await asyncio.wait([first])
+    await then
 
 
 async def talk(client: Client, conversation: Conversation, start_after: float, rng: random.Random) -> None:
@@ -591,8 +599,13 @@ async def drive(
         client = Client(cluster, http, outbox, iter(range(1, 10**9)))
         watcher = asyncio.create_task(outbox.run(known, stop))
         breaker = asyncio.create_task(break_things(cluster, postgres, redis_server)) if plan.faults else None
-        starts = [plan.spread_seconds * i / count for i in range(count)]
-        await asyncio.gather(*(talk(client, c, start, rng) for c, start in zip(conversations, starts, strict=True)))
+        # Most conversations arrive over the spread; the last fifth after the last fault, so
+        # that traffic meets every fault and the cluster is seen working after them all.
+        last = count - count // 5 if breaker else count
+        starts = [plan.spread_seconds * i / last for i in range(last)]
+        talks = [talk(client, c, start, rng) for c, start in zip(conversations[:last], starts, strict=True)]
+        talks += [after(breaker, talk(client, c, 0.5 * i, rng)) for i, c in enumerate(conversations[last:])]
+        await asyncio.gather(*talks)
         broken = await breaker if breaker else []
         stop.set()
         await watcher

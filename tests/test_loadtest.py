@@ -22,7 +22,7 @@ FAULTS = [
 
 
 def test_thirty_conversations_through_four_faults_lose_nothing(tmp_path: Path) -> None:
-    result = run_load(Plan(conversations=30, spread_seconds=40), log_dir=tmp_path)
+    result = run_load(Plan(conversations=30, spread_seconds=30), log_dir=tmp_path)
     print_report(result)  # the table, in the test's output when it fails
     assert [fault.name for fault in result.faults] == FAULTS
     last_message = max(turn.sent_at for turn in result.turns)
