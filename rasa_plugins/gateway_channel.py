@@ -76,6 +76,8 @@ class GatewayInput(InputChannel):
                 logger.error("gateway webhook: message handling cancelled")
             except Exception as error:  # the text stays out of the log, whatever went wrong
                 logger.error("gateway webhook: message handling failed (%s)", type(error).__name__)
+                if not collector.messages:  # nothing was said: the gateway keeps the message, sends it again
+                    return response.json({"error": "not handled, send it again"}, status=503)
             return response.json(collector.messages)
 
         return webhook

@@ -36,6 +36,7 @@ keyed on the raw sender id) are still read, before the new ones, until purged or
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -44,7 +45,7 @@ import os
 import secrets
 import time
 from collections import OrderedDict
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from rasa.core.tracker_store import SQLTrackerStore
@@ -61,7 +62,7 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from hotline.db_connect import retry_connections
 
@@ -80,6 +81,8 @@ SENDER_REFERENCE_INFO = b"hotline tracker sender reference"
 NOT_CARRIED = ("session_started_metadata", ERASE_SLOT, FORGET_SLOT)
 INDEX_CACHE_ENTRIES = 100_000  # (sender, row id) -> (sequence number, kind): ~15 MB at most
 FETCH_CHUNK = 500  # row ids per IN (...) query
+DATABASE_RETRY_SECONDS = 5.0  # a turn's read or write waits this long for a restarting PostgreSQL
+T = TypeVar("T")
 SESSION_START = "start"  # kinds of rows the session boundary depends on
 START_ACTION = "start_action"
 
@@ -184,6 +187,22 @@ def survive_database_restarts(engine: Any) -> None:
     retry_connections(engine)
 
 
+async def while_the_database_restarts(work: Callable[[], T], budget: float = DATABASE_RETRY_SECONDS) -> T:
+    """`work` (one transaction) again while PostgreSQL cuts its connections (a restart, a
+    failover: the transaction was rolled back, so doing it again is safe), for up to
+    `budget` seconds; then the error goes to Rasa, which fails the turn (serve.py)."""
+    deadline = time.monotonic() + budget
+    delay = 0.05
+    while True:
+        try:
+            return work()
+        except OperationalError:
+            if time.monotonic() + delay > deadline:
+                raise
+            await asyncio.sleep(delay)  # back-off while the database comes back
+            delay = min(delay * 2, 0.5)
+
+
 class BoundedSQLTrackerStore(SQLTrackerStore):
     def __init__(
         self,
@@ -210,7 +229,7 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
                 tracker.update(event)
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                self._save_once(tracker, bool(restart))
+                await while_the_database_restarts(lambda: self._save_once(tracker, bool(restart)))
                 return
             except IntegrityError:
                 if attempt == WRITE_ATTEMPTS - 1:
@@ -316,6 +335,13 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
         return list(ids)
 
     async def _retrieve(self, sender_id: str, fetch_events_from_all_sessions: bool) -> Optional[DialogueStateTracker]:
+        events = await while_the_database_restarts(lambda: self._events(sender_id, fetch_events_from_all_sessions))
+        if self.domain and events:
+            return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+        return None
+
+    def _events(self, sender_id: str, fetch_events_from_all_sessions: bool) -> List[Dict[str, Any]]:
+        """The sender's events, in order: every session's, or the latest one's."""
         with self.session_scope() as session:
             index, opened = self._index(session, sender_id)
             if not fetch_events_from_all_sessions:
@@ -323,10 +349,7 @@ class BoundedSQLTrackerStore(SQLTrackerStore):
             wanted = [row_id for row_id, _, _ in index]
             missing = [row_id for row_id in wanted if row_id not in opened]
             opened.update((row_id, event) for row_id, _, event in self._open_rows(session, sender_id, missing))
-        events = [opened[row_id] for row_id in wanted]
-        if self.domain and events:
-            return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
-        return None
+        return [opened[row_id] for row_id in wanted]
 
     async def keys(self) -> List[str]:
         """Sender ids cannot be listed: the table holds only their keyed hashes."""
