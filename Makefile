@@ -69,10 +69,10 @@ confirmations: $(APP_VENV)/.installed ## Write staff fact confirmations from the
 	$(PY) -m hotline.build --check
 
 chromium: ## Install Debian's chromium for the browser tests when missing (apt)
-	scripts/ensure-chromium.sh
+	scripts/ensure-debian-package.sh "$${CHROMIUM_PATH:-/usr/bin/chromium}" chromium "the browser tests"
 
 docker-compose: ## Install Debian's docker-compose for the deployment tests when missing (apt)
-	scripts/ensure-docker-compose.sh
+	scripts/ensure-debian-package.sh "$${DOCKER_COMPOSE:-/usr/bin/docker-compose}" docker-compose "the deployment tests"
 
 postgres: ## Start the local PostgreSQL if nothing answers on 127.0.0.1:5432 (the tests need it)
 	scripts/ensure-postgres.sh
@@ -81,7 +81,7 @@ redis: ## Start a local Redis if nothing answers on 127.0.0.1:6379 (the cluster 
 	scripts/ensure-redis.sh
 
 haproxy: ## Install Debian's HAProxy when missing (apt): the cluster's load balancer
-	scripts/ensure-haproxy.sh
+	scripts/ensure-debian-package.sh "$${HAPROXY_PATH:-/usr/sbin/haproxy}" haproxy "the cluster"
 
 cluster: setup $(MODEL) postgres redis haproxy ## The line as a busy line runs it: 2 Rasa, 2 actions, 2 gateways behind HAProxy, PostgreSQL, Redis
 	$(PY) -m scripts.cluster

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import secrets
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -91,41 +92,36 @@ def measure(target: Target, senders: int, turns_each: int) -> dict[str, float]:
 Run = Callable[[Path], list[tuple[str, dict[str, float]]]]
 
 
+@contextlib.contextmanager
+def databases(work: Path, postgres: bool) -> Iterator[tuple[str, str]]:
+    """(tracker URL, reports URL): two throwaway PostgreSQL databases, or SQLite files."""
+    if not postgres:
+        yield sqlite_url(work / "tracker.db"), sqlite_url(work / "reports.db")
+        return
+    with temporary_postgres_database() as tracker_url, temporary_postgres_database() as database_url:
+        yield tracker_url, database_url
+
+
 def stack_runs(senders: int, turns: int, postgres: bool) -> Run:
     def run(work: Path) -> list[tuple[str, dict[str, float]]]:
         gateway_port = free_port()
         env = {**ENV, "HOTLINE_PUBLIC_URL": f"http://127.0.0.1:{gateway_port}"}
-        if postgres:
-            with (
-                temporary_postgres_database() as tracker_url,
-                temporary_postgres_database() as database_url,
-                running_stack(
-                    work / "logs",
-                    free_port(),
-                    free_port(),
-                    gateway_port,
-                    free_port(),
-                    tracker_url=tracker_url,
-                    database_url=database_url,
-                    keys_dir=work / "keys",
-                    extra_env=env,
-                ) as stack,
-            ):
-                gateway = Target(stack.gateway_url, public_url=stack.gateway_url)
-                return [("one of each, PostgreSQL, through the gateway", measure(gateway, senders, turns))]
-        with running_stack(
-            work / "logs",
-            free_port(),
-            free_port(),
-            gateway_port,
-            free_port(),
-            tracker_url=sqlite_url(work / "tracker.db"),
-            database_url=sqlite_url(work / "reports.db"),
-            keys_dir=work / "keys",
-            extra_env=env,
-        ) as stack:
-            bare = Target(stack.webhook, rasa_params=stack.rasa_params)
+        ports = (free_port(), free_port(), gateway_port, free_port())
+        with (
+            databases(work, postgres) as (tracker_url, database_url),
+            running_stack(
+                work / "logs",
+                *ports,
+                tracker_url=tracker_url,
+                database_url=database_url,
+                keys_dir=work / "keys",
+                extra_env=env,
+            ) as stack,
+        ):
             gateway = Target(stack.gateway_url, public_url=stack.gateway_url)
+            if postgres:
+                return [("one of each, PostgreSQL, through the gateway", measure(gateway, senders, turns))]
+            bare = Target(stack.webhook, rasa_params=stack.rasa_params)
             return [
                 ("bare Rasa webhook (baseline), SQLite", measure(bare, senders, turns)),
                 ("one of each (make run), SQLite, through the gateway", measure(gateway, senders, turns)),

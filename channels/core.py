@@ -124,6 +124,11 @@ def emergency_how(danger: bool, replies: list[Reply], added: bool) -> str | None
     return "rasa"
 
 
+def sender_pseudonym(gateway_key: bytes, channel: str, address: str) -> str:
+    """A keyed hash of the channel and address: the only form in which a sender leaves the gateway."""
+    return hmac.new(gateway_key, f"{channel}:{address}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
 def words(text: str) -> str:
     return " ".join(fold_accents(text.lower()).split()).strip(" .!¡?¿")
 
@@ -196,7 +201,7 @@ class Gateway:
 
     def pseudonym(self, channel: str, address: str) -> str:
         """The sender as everything past the gateway knows it (Rasa, actions, logs)."""
-        return hmac.new(self.gateway_key, f"{channel}:{address}".encode(), hashlib.sha256).hexdigest()[:32]
+        return sender_pseudonym(self.gateway_key, channel, address)
 
     @property
     def rasa(self) -> RasaClient:

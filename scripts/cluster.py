@@ -21,10 +21,10 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -45,9 +45,11 @@ from scripts.stack import (
     gateway_keyring,
     prepare_keys_and_database,
     private_directory,
-    rasa_environment,
+    process_environment,
     rasa_server_command,
     spawn,
+    stop_processes,
+    wait_for_health,
 )
 
 TOPOLOGY = ROOT / "deploy" / "cluster.yml"
@@ -77,6 +79,7 @@ class ClusterError(RuntimeError):
     """A cluster that cannot start as configured: the message says what to fix."""
 
 
+@lru_cache(maxsize=1)
 def topology() -> dict[str, dict[str, object]]:
     """The processes of deploy/cluster.yml (replicas, ports, settings, keys)."""
     data = yaml.safe_load(TOPOLOGY.read_text(encoding="utf-8"))
@@ -178,7 +181,7 @@ def check_redis(url: str) -> None:
 
 def check_haproxy() -> None:
     if not HAPROXY.exists():
-        raise ClusterError(f"HAProxy is not installed at {HAPROXY} (scripts/ensure-haproxy.sh, or apt install haproxy)")
+        raise ClusterError(f"HAProxy is not installed at {HAPROXY} (make haproxy, or apt install haproxy)")
 
 
 def check_same_model(cluster: Cluster) -> None:
@@ -276,24 +279,22 @@ def start_haproxy(cluster: Cluster) -> subprocess.Popen[bytes]:
 
 
 def base_environment(cluster: Cluster, extra_env: dict[str, str]) -> dict[str, str]:
-    env = rasa_environment()
+    """`make run`'s settings (scripts/stack.py) with the cluster's values, Redis and the
+    Rasa ticket lock's lifetime."""
+    env = process_environment(
+        cluster.url("actions-lb"),
+        cluster.rasa_urls,
+        cluster.gateway_url,  # HAProxy's public door: what Twilio signs
+        cluster.console_url,
+        cluster.tracker_url,
+        cluster.database_url,
+        cluster.keys_dir,
+    )
     env.update(
-        SANIC_HOST="127.0.0.1",
-        HOTLINE_ACTION_URL=f"{cluster.url('actions-lb')}/webhook",
-        HOTLINE_TRACKER_URL=cluster.tracker_url,
-        HOTLINE_DATABASE_URL=cluster.database_url,
-        HOTLINE_KEYS_DIR=str(cluster.keys_dir),
         HOTLINE_REDIS_URL=cluster.redis_url,
         HOTLINE_REDIS_PREFIX=cluster.redis_prefix,
-        HOTLINE_RASA_URLS=",".join(cluster.rasa_urls),
-        HOTLINE_GATEWAY_URL=cluster.gateway_url,
-        HOTLINE_CONSOLE_URL=cluster.console_url,
-        HOTLINE_CONSOLE_PORT=str(cluster.ports["console"]),
         TICKET_LOCK_LIFETIME=LOCK_LIFETIME_SECONDS,
-        PTB_TIMEDELTA="true",
     )
-    env.setdefault("HOTLINE_PUBLIC_URL", cluster.gateway_url)  # what Twilio signs: the public door
-    env.setdefault("HOTLINE_CONSOLE_INSECURE_COOKIES", "1")  # plain http on 127.0.0.1
     env.update(extra_env)
     return env
 
@@ -332,41 +333,15 @@ def health_url(cluster: Cluster, name: str) -> str | None:
 
 
 def wait_until_ready(cluster: Cluster, names: list[str], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    waiting = {name: health_url(cluster, name) for name in names}
-    with httpx.Client(timeout=2.0) as client:
-        while waiting:
-            for name, url in list(waiting.items()):
-                process = cluster.processes[name]
-                if process.poll() is not None:
-                    raise ClusterError(f"{name} exited with {process.returncode}; see {cluster.log_dir / name}.log")
-                if url is None:
-                    del waiting[name]
-                    continue
-                try:
-                    response = client.get(url)
-                except httpx.HTTPError:
-                    continue
-                if response.status_code == 200 and (not name.startswith("rasa") or response.json().get("model_file")):
-                    del waiting[name]
-            if waiting and time.monotonic() > deadline:
-                raise ClusterError(f"not ready after {timeout:.0f}s: {sorted(waiting)}")
-            if waiting:
-                time.sleep(0.25)  # polling interval while servers start, not a race cover
+    checks = {name: health_url(cluster, name) for name in names}
+    try:
+        wait_for_health(cluster.processes, checks, cluster.log_dir, timeout)
+    except (RuntimeError, TimeoutError) as error:
+        raise ClusterError(str(error)) from None
 
 
 def stop_cluster(cluster: Cluster) -> None:
-    """SIGTERM every process group, SIGKILL what is left after 15 s."""
-    running = [*cluster.processes.values(), *([cluster.haproxy] if cluster.haproxy else [])]
-    for process in running:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-    for process in running:
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    stop_processes([*cluster.processes.values(), *([cluster.haproxy] if cluster.haproxy else [])], grace_seconds=15)
 
 
 def assign_ports(free: bool, names: list[str]) -> dict[str, int]:

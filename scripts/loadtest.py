@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import hashlib
-import hmac
 import os
 import platform
 import random
@@ -45,14 +42,16 @@ import httpx
 from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
+from bench.latency import percentile
 from bench.results import replace_section
+from channels.core import sender_pseudonym
 from hotline.content import load_facts
 from hotline.report_codes import code_body, normalize_code
 from hotline.text import fold_accents
 from reports import crypto
 from reports.config import Settings
 from reports.db import make_engine, transaction
-from reports.keys import load_keys, load_private_key
+from reports.keys import load_gateway_key, load_keys, load_private_key
 from reports.models import Report
 from reports.service import open_report
 from scripts.cluster import Cluster, running_cluster
@@ -394,11 +393,6 @@ class Result:
         return not any(bad) and self.reports_stored == self.reports_expected
 
 
-def pseudonym(cluster: Cluster, channel: str, address: str) -> str:
-    key = base64.b64decode((cluster.keys_dir / "gateway.key").read_text().strip())
-    return hmac.new(key, f"{channel}:{address}".encode(), hashlib.sha256).hexdigest()[:32]
-
-
 def check(cluster: Cluster, conversations: list[Conversation], faults: list[Fault], seconds: float) -> Result:
     result = Result(conversations, faults, seconds)
     for conversation in conversations:
@@ -467,9 +461,10 @@ def check_reports(result: Result, cluster: Cluster, filed: list[Conversation]) -
 
 def check_trackers(result: Result, cluster: Cluster, conversations: list[Conversation]) -> None:
     """Every message of the conversation in Rasa's tracker, once, in the order sent."""
+    gateway_key = load_gateway_key(Settings(database_url=cluster.database_url, keys_dir=cluster.keys_dir))
     with httpx.Client(timeout=30) as http:
         for conversation in conversations:
-            sender = pseudonym(cluster, conversation.channel, conversation.address)
+            sender = sender_pseudonym(gateway_key, conversation.channel, conversation.address)
             tracker = http.get(
                 f"{cluster.rasa_url}/conversations/{sender}/tracker",
                 params={**cluster.rasa_params, "include_events": "ALL"},
@@ -482,13 +477,6 @@ def check_trackers(result: Result, cluster: Cluster, conversations: list[Convers
 
 
 # -- the report -------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], share: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def fault_costs(result: Result) -> list[tuple[str, float, int, int]]:

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,24 +133,47 @@ def rasa_server_command(port: int, model: Path, endpoints: Path) -> list[str]:
     ]
 
 
-def _environment(stack: Stack) -> dict[str, str]:
+def process_environment(
+    actions_url: str,
+    rasa_urls: list[str],
+    gateway_url: str,
+    console_url: str,
+    tracker_url: str,
+    database_url: str,
+    keys_dir: Path,
+) -> dict[str, str]:
+    """The settings every process of a local line reads (`make run`'s stack and `make
+    cluster` differ only in these values and in what they add)."""
     env = rasa_environment()
     env.update(
         SANIC_HOST="127.0.0.1",
-        HOTLINE_ACTION_URL=f"{stack.actions_url}/webhook",
-        HOTLINE_TRACKER_URL=stack.tracker_url,
-        HOTLINE_DATABASE_URL=stack.database_url,
-        HOTLINE_KEYS_DIR=str(stack.keys_dir),
-        HOTLINE_RASA_URLS=stack.rasa_url,
-        HOTLINE_GATEWAY_PORT=stack.gateway_url.rsplit(":", 1)[1],
-        HOTLINE_MODE="development",  # the phone simulator: `make run` and the test stack only
-        HOTLINE_GATEWAY_URL=stack.gateway_url,
-        HOTLINE_CONSOLE_PORT=_port(stack.console_url),
-        HOTLINE_CONSOLE_URL=stack.console_url,
+        HOTLINE_ACTION_URL=f"{actions_url}/webhook",
+        HOTLINE_TRACKER_URL=tracker_url,
+        HOTLINE_DATABASE_URL=database_url,
+        HOTLINE_KEYS_DIR=str(keys_dir),
+        HOTLINE_RASA_URLS=",".join(rasa_urls),
+        HOTLINE_GATEWAY_URL=gateway_url,
+        HOTLINE_CONSOLE_PORT=_port(console_url),
+        HOTLINE_CONSOLE_URL=console_url,
         PTB_TIMEDELTA="true",  # python-telegram-bot 22: durations as timedelta, without a deprecation warning
     )
-    env.setdefault("HOTLINE_PUBLIC_URL", stack.gateway_url)
+    env.setdefault("HOTLINE_PUBLIC_URL", gateway_url)  # what Twilio signs
     env.setdefault("HOTLINE_CONSOLE_INSECURE_COOKIES", "1")  # plain http on 127.0.0.1; production sets https
+    return env
+
+
+def _environment(stack: Stack) -> dict[str, str]:
+    env = process_environment(
+        stack.actions_url,
+        [stack.rasa_url],
+        stack.gateway_url,
+        stack.console_url,
+        stack.tracker_url,
+        stack.database_url,
+        stack.keys_dir,
+    )
+    env["HOTLINE_GATEWAY_PORT"] = _port(stack.gateway_url)
+    env["HOTLINE_MODE"] = "development"  # the phone simulator: `make run` and the test stack only
     return env
 
 
@@ -216,39 +239,57 @@ def spawn(
 def _wait_until_ready(stack: Stack, timeout: float) -> None:
     """Ready when the action server, the gateway and the console answer and the Rasa server
     has loaded the model."""
-    deadline = time.monotonic() + timeout
     checks = {
         "actions": f"{stack.actions_url}/health",
         "rasa": f"{stack.rasa_url}/status?token={stack.rasa_token}",
         "gateway": f"{stack.gateway_url}/health",
         "console": f"{stack.console_url}/health",
     }
+    wait_for_health(stack.processes, checks, stack.log_dir, timeout)
+
+
+def wait_for_health(
+    processes: Mapping[str, subprocess.Popen[bytes]], checks: Mapping[str, str | None], log_dir: Path, timeout: float
+) -> None:
+    """Wait until each named process answers 200 on its URL (a Rasa server, "rasa...", also
+    with its model loaded; None: running is enough). RuntimeError when one exits,
+    TimeoutError when `timeout` passes first."""
+    deadline = time.monotonic() + timeout
+    waiting = dict(checks)
     with httpx.Client(timeout=2.0) as client:
-        while checks:
-            for name, url in list(checks.items()):
-                process = stack.processes[name]
+        while waiting:
+            for name, url in list(waiting.items()):
+                process = processes[name]
                 if process.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {process.returncode}; see {stack.log_dir / name}.log")
+                    raise RuntimeError(f"{name} exited with {process.returncode}; see {log_dir / name}.log")
+                if url is None:
+                    del waiting[name]
+                    continue
                 try:
                     response = client.get(url)
                 except httpx.HTTPError:
                     continue
-                if response.status_code == 200 and (name != "rasa" or response.json().get("model_file")):
-                    del checks[name]
-            if checks and time.monotonic() > deadline:
-                raise TimeoutError(f"not ready after {timeout:.0f}s: {sorted(checks)}")
-            if checks:
+                if response.status_code == 200 and (not name.startswith("rasa") or response.json().get("model_file")):
+                    del waiting[name]
+            if waiting and time.monotonic() > deadline:
+                raise TimeoutError(f"not ready after {timeout:.0f}s: {sorted(waiting)}")
+            if waiting:
                 time.sleep(0.25)  # polling interval while servers start, not a race cover
 
 
 def stop(stack: Stack) -> None:
-    """SIGTERM each process group, then SIGKILL what is left after 10 seconds."""
-    for process in stack.processes.values():
+    stop_processes(stack.processes.values(), grace_seconds=10)
+
+
+def stop_processes(processes: Iterable[subprocess.Popen[bytes]], grace_seconds: float) -> None:
+    """SIGTERM each process group, then SIGKILL what is left after `grace_seconds`."""
+    running = list(processes)
+    for process in running:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
-    for process in stack.processes.values():
+    for process in running:
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=grace_seconds)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()

@@ -26,17 +26,16 @@ print(len(tokens))
 """
 
 
+def in_rasa_environment(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`script` run by Rasa's Python 3.10 with our plugins importable."""
+    command = [str(RASA_PYTHON), "-c", script, *args]
+    return subprocess.run(command, cwd=ROOT, env=rasa_environment(), capture_output=True, text=True, timeout=300)
+
+
 def test_rasa_takes_every_token_the_keyring_can_hold() -> None:
     tokens = [token_text(bytes([first]) + bytes(31)) for first in (0xF8, 0xFB, 0x00, 0xFF)]
     assert tokens[0].startswith("-") and tokens[1].startswith("-")
-    result = subprocess.run(
-        [str(RASA_PYTHON), "-c", PARSE, json.dumps(tokens)],
-        cwd=ROOT,
-        env=rasa_environment(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = in_rasa_environment(PARSE, json.dumps(tokens))
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("4")
 
@@ -84,13 +83,6 @@ def test_a_failing_tracker_store_fails_the_turn_under_the_launcher(how: str, exp
     """Plain Rasa goes on with an empty conversation when its store fails (a report form
     would start over) and keeps the turn in memory only; under the launcher the turn fails,
     and the gateway keeps the message to send it again."""
-    result = subprocess.run(
-        [str(RASA_PYTHON), "-c", FAILING_STORE, how],
-        cwd=ROOT,
-        env=rasa_environment(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = in_rasa_environment(FAILING_STORE, how)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == expected
