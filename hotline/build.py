@@ -26,11 +26,15 @@ from typing import Any
 import yaml
 
 from hotline.content import (
+    SMS_BUDGET,
     ContentError,
     Page,
+    SmsBudget,
     check_confirmation_dates,
     load_common,
     load_facts,
+    load_sms_budget,
+    page_name,
     render_all,
     utc_today,
 )
@@ -38,11 +42,6 @@ from hotline.paths import BUILD, CONTENT, ROOT
 from hotline.sms import sms_segments
 
 RASA_VERSION = "3.1"
-
-
-def page_name(name: str, index: int) -> str:
-    """utter_x, utter_x_more, utter_x_more2, ..."""
-    return name if index == 0 else f"{name}_more" + ("" if index == 1 else str(index))
 
 
 def _variation(page: Page) -> dict[str, Any]:
@@ -120,19 +119,64 @@ def menu_response(menu: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"text": "\n".join(lines)}]
 
 
-def build(write: bool = True, confirmations: Path | None = None, today: date | None = None) -> dict[str, Any]:
+def page_segments(responses: dict[str, list[dict[str, Any]]]) -> list[int]:
+    """SMS segments of every page a person can receive: each variation of each response
+    (country variants, MAS pages, the "nothing more" fillers and the menu)."""
+    return [sms_segments(str(variation["text"])) for variations in responses.values() for variation in variations]
+
+
+def one_segment_share(responses: dict[str, list[dict[str, Any]]]) -> float:
+    segments = page_segments(responses)
+    return sum(1 for s in segments if s == 1) / len(segments) if segments else 1.0
+
+
+def _variant(variation: dict[str, Any]) -> str:
+    condition = variation.get("condition")
+    return str(condition[0]["value"]) if condition else "default"
+
+
+def check_allowlist(responses: dict[str, list[dict[str, Any]]], budget: SmsBudget) -> None:
+    """The allowlist names only pages that exist and still need their second segment."""
+    texts = {(name, _variant(v)): str(v["text"]) for name, variations in responses.items() for v in variations}
+    for page, variant in budget.two_segments:
+        text = texts.get((page, variant))
+        if text is None:
+            raise ContentError(f"{SMS_BUDGET.name}: {page} [{variant}] is not a page of the content")
+        if sms_segments(text) == 1:
+            raise ContentError(f"{SMS_BUDGET.name}: {page} [{variant}] fits one segment: remove it from the list")
+
+
+def check_sms_share(responses: dict[str, list[dict[str, Any]]], budget: SmsBudget) -> None:
+    """Most pages fit one SMS; the allowlist must not grow into the rule."""
+    share = one_segment_share(responses)
+    if share < budget.min_one_segment_share:
+        raise ContentError(
+            f"only {share:.0%} of the pages fit one SMS segment "
+            f"(at least {budget.min_one_segment_share:.0%}, {SMS_BUDGET.name}): shorten or split pages"
+        )
+
+
+def build(
+    write: bool = True, confirmations: Path | None = None, today: date | None = None, budget: SmsBudget | None = None
+) -> dict[str, Any]:
     """Render and check everything. Confirmations come from content/confirmations.yml (or
-    the given file): an unknown fact id or a date after `today` (UTC today) is an error."""
+    the given file): an unknown fact id or a date after `today` (UTC today) is an error.
+    Every page must keep its SMS budget (content/sms_budget.yml, or the given one)."""
+    budget = load_sms_budget() if budget is None else budget
     facts = load_facts(confirmations)
     check_confirmation_dates(facts, today or utc_today())
-    rendered = render_all(facts)
+    rendered = render_all(facts, budget)
     menu = yaml.safe_load((CONTENT / "menu.yml").read_text(encoding="utf-8"))
     responses = build_responses(rendered)
     if "utter_menu" in responses:
         raise ContentError("utter_menu is generated from content/menu.yml; do not write it in topics")
     responses["utter_menu"] = menu_response(menu)
-    if sms_segments(responses["utter_menu"][0]["text"]) > 2:
-        raise ContentError("the menu does not fit in 2 SMS segments")
+    menu_segments = sms_segments(responses["utter_menu"][0]["text"])
+    menu_budget = budget.allowed("utter_menu", "default")
+    if menu_segments > menu_budget:
+        raise ContentError(f"the menu needs {menu_segments} SMS segments (budget {menu_budget})")
+    check_allowlist(responses, budget)
+    check_sms_share(responses, budget)
     rules = menu_rules(menu) + more_rules(rendered) + country_late_rules(menu)
     if write:
         domain_dir, data_dir = BUILD / "domain", BUILD / "data"
