@@ -450,9 +450,9 @@ def render_pages(
 
 def check_emergency(rendered: dict[str, dict[str, list[Page]]], budget: SmsBudget, facts: dict[str, Fact]) -> None:
     """Someone in danger reads the first message only: for a known country it is one segment
-    that shows the country's emergency number; before the country is known it asks for it
-    in the same message, within two segments. One page per variant (the offer to report
-    follows at once, there is no MAS)."""
+    that shows the country's emergency number (with its caveat, as {fact:ID} shows it);
+    before the country is known it asks for it in the same message, within two segments.
+    One page per variant (the offer to report follows at once, there is no MAS)."""
     name = budget.emergency_response
     variants = rendered.get(name)
     if not variants or "default" not in variants:
@@ -470,8 +470,9 @@ def check_emergency(rendered: dict[str, dict[str, list[Page]]], budget: SmsBudge
         if segments != 1:
             raise ContentError(f"{name} [{variant}] needs {segments} SMS segments: a known country's must fit one")
         fact_id = budget.emergency_numbers.get(variant)
-        value = facts[fact_id].value if fact_id in facts else None
-        if not value or fact_id not in pages[0].facts or value not in text:
+        fact = facts.get(fact_id) if fact_id else None
+        shown = fact is not None and fact.value and any(fact.shown_as(note) in text for note in (True, False))
+        if not shown or fact_id not in pages[0].facts:
             raise ContentError(f"{name} [{variant}] must show the country's emergency number ({fact_id})")
     missing = sorted(set(country_names()) - set(variants))
     if missing:
