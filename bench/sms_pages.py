@@ -3,7 +3,8 @@ with the content before issue 12. `make bench-sms` (or `.venv/bin/python -m benc
 [--baseline REV]`). Prints a table and rewrites its section of bench/RESULTS.md.
 
 A page is every text a person can receive from the built responses (`python -m hotline.build`):
-each country variant and MAS page of every answer, the "nothing more" fillers and the menu.
+each country variant and MAS page of every answer, the "nothing more" fillers and the menu, in
+normal mode; discreet mode's twins (same pages, neutral words) are counted on their own line.
 Pages filled at run time ({reasons}, {what}...) are counted as written. Segments are counted
 as the SMS channel sends the text (hotline.sms.sms_segments: GSM-7 after to_gsm7). The
 baseline is measured the same way on its own code and content, in a temporary git worktree.
@@ -33,15 +34,20 @@ import json
 from hotline.build import build
 from hotline.sms import sms_segments
 
+def slot(variation, name):
+    return next((c["value"] for c in variation.get("condition", []) if c["name"] == name), None)
+
 responses = build(write=False)["responses"]
-pages = {name: [sms_segments(str(v["text"])) for v in variations] for name, variations in responses.items()}
-first = [s for name, segments in pages.items() if "_more" not in name for s in segments]
-emergency = responses["utter_emergency"]
+normal = {n: [v for v in vs if slot(v, "discreet") is not True] for n, vs in responses.items()}
+discreet = [v for vs in responses.values() for v in vs if slot(v, "discreet") is True]
+pages = {name: [sms_segments(str(v["text"])) for v in variations] for name, variations in normal.items()}
+emergency = normal["utter_emergency"]
 print(json.dumps({
     "pages": [s for segments in pages.values() for s in segments],
-    "first_pages": first,
-    "emergency_known": [sms_segments(str(v["text"])) for v in emergency if v.get("condition")],
-    "emergency_default": [sms_segments(str(v["text"])) for v in emergency if not v.get("condition")],
+    "first_pages": [s for name, segments in pages.items() if "_more" not in name for s in segments],
+    "emergency_known": [sms_segments(str(v["text"])) for v in emergency if slot(v, "country")],
+    "emergency_default": [sms_segments(str(v["text"])) for v in emergency if not slot(v, "country")],
+    "discreet": [sms_segments(str(v["text"])) for v in discreet],
 }))
 """
 
@@ -82,7 +88,15 @@ def rows(data: dict[str, Any]) -> dict[str, str]:
         "segments to read every page": str(sum(pages)),
         "emergency, known country: max segments": str(max(data["emergency_known"])),
         "emergency, country unknown: segments": str(max(data["emergency_default"])),
+        "discreet-mode variations in one segment": share_of_one(data.get("discreet", [])),
     }
+
+
+def share_of_one(segments: list[int]) -> str:
+    if not segments:
+        return "none (no discreet mode)"
+    one = sum(1 for s in segments if s == 1)
+    return f"{one} of {len(segments)} ({one / len(segments):.0%})"
 
 
 def table(now: dict[str, str], before: dict[str, str], revision: str) -> str:

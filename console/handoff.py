@@ -23,12 +23,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from channels.base import Reply, SendError
+from channels.base import DiscreetWords, Reply, SendError
 from console import auth
 from console.app import Console, console_of, redirect_to
 from console.labels import console_labels, label
 from console.pages import form_text, not_found
 from console.relay import RelayUnavailable
+from hotline.discreet import sensitive_words_in
 from reports import crypto, handoffs
 from reports.db import transaction
 from reports.models import Handoff, HandoffMessage, StaffAccount
@@ -271,11 +272,18 @@ async def _tell(console: Console, handoff_id: int, relay: Relay, text: str) -> s
         return label("handoff", "no_address")
     try:
         await relay.send_to(address[0], address[1], [Reply(text)])
+    except DiscreetWords:
+        return label("handoff", "discreet_words").format(words=words_to_leave_out(text))
     except SendError as error:
         return label("handoff", "send_failed").format(code=error.code)
     except RelayUnavailable:
         return label("handoff", "no_gateway")
     return None
+
+
+def words_to_leave_out(text: str) -> str:
+    """The sensitive words of a staff text, as staff wrote them, for the refusal's label."""
+    return ", ".join(dict.fromkeys(sensitive_words_in(text)))
 
 
 def _back(request: Request, handoff_id: int, done: str) -> Response:
