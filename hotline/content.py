@@ -9,6 +9,11 @@ Texts name facts only through placeholders, so every number keeps its source:
 The variant `all_countries` is copied to every country that has no variant of its own.
 Any other {name} is left for Rasa to fill at run time (for example {reasons}).
 
+Every page must fit its SMS budget (content/sms_budget.yml): one segment, or two for the
+pages listed there with a reason; the MAS invitation counts in the page's length. The
+emergency answer has its own rule (check_emergency); the share of one-segment pages is
+checked by hotline/build.py over every page the built responses can send.
+
 Staff confirmations by phone reach the content only through content/confirmations.yml
 (written by `make confirmations` from the console's database, committed and reviewed like
 any content change; the build never reads a database). A fact's effective check date is the
