@@ -66,7 +66,7 @@ def test_an_unknown_number_is_not_on_the_list_and_the_country_says_where_to_chec
     sms(client, stack, phone, "soy de honduras")
     replies = sms(client, stack, phone, "me mandaron esto: trabajo en el campo, llame al 9988 7766. es real?")
     assert "termina en 7766 NO esta en nuestra lista" in replies[0], replies
-    assert load_facts()["hn.ptte_web"].value in replies[1]
+    assert str(load_facts()["hn.ptte_web"].value) in replies[1]
     assert "9988" not in " ".join(replies)
 
 
