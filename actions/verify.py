@@ -103,7 +103,7 @@ def official_values(candidate: Candidate, facts: list[Fact], country: str | None
     notes = fact.notes()
     note = str(words()["note"]).format(notes="; ".join(notes).rstrip(".")) if notes else ""
     if others:
-        note += str(words()["also"]).format(count=len(others))
+        note += str(words()["also" if len(others) > 1 else "also_one"]).format(count=len(others))
     return {
         "number": fact.value or candidate.text,
         "who": str(fact.raw.get("label_es") or fact.id),

@@ -12,9 +12,19 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.verify import ActionVerifyNumber, index_numbers, known_numbers, matches, shown_date, words
-from hotline.content import Fact, load_facts
+from actions.verify import (
+    ActionVerifyNumber,
+    index_numbers,
+    known_numbers,
+    matches,
+    official_values,
+    shown_date,
+    words,
+)
+from hotline.build import build
+from hotline.content import MAX_SEGMENTS, Fact, load_facts
 from hotline.phone import find_numbers
+from hotline.sms import sms_segments
 from hotline.verify_cues import VerifyCues
 
 NUMBER = "+52 55 9876 1234"  # on no list
@@ -95,7 +105,17 @@ def test_a_number_on_no_list_shows_only_its_last_digits_and_how_to_check() -> No
 def test_the_person_s_country_is_named_first_for_a_shared_number() -> None:
     (message,) = run("VERIFICAR 911", "SV")
     assert message["where"] == "El Salvador"
-    assert "8" in message["note"]  # "también en otros 8 países"
+    assert message["note"] == words()["also"].format(count=8)
+
+
+def test_every_official_answer_fits_two_sms_segments() -> None:
+    template = build(write=False)["responses"]["utter_verify_official"][0]["text"]
+    for number in known_numbers():
+        for candidate in find_numbers(number.fact.value or ""):
+            found = matches(candidate, known_numbers())
+            for country in (None, number.fact.raw.get("country")):
+                text = template.format(**official_values(candidate, found, country))
+                assert sms_segments(text) <= MAX_SEGMENTS, text
 
 
 @pytest.mark.parametrize(
