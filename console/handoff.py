@@ -32,7 +32,7 @@ from console.relay import RelayUnavailable
 from hotline.discreet import sensitive_words_in
 from reports import crypto, handoffs
 from reports.db import transaction
-from reports.models import Handoff, HandoffMessage, StaffAccount
+from reports.models import DiscreetConversation, Handoff, HandoffMessage, StaffAccount
 
 CLOSED_SHOWN = 20
 POLL_SECONDS = 3
@@ -175,16 +175,17 @@ async def _page(
     if private_key is None:
         return _unavailable(request, label("handoff", "no_key"))
 
-    def read() -> tuple[Row | None, str, list[dict[str, Any]]]:
+    def read() -> tuple[Row | None, str, list[dict[str, Any]], bool]:
         with transaction(console.engine) as session:
             handoff = session.get(Handoff, handoff_id)
             row = _row(session, handoff_id)
             if handoff is None or row is None or not _may_see(account, row):
-                return row, "", []
+                return row, "", [], False
             auth.record(session, "handoff_viewed", console.now(), actor=account.username, target=_target(handoff_id))
-            return row, handoff.conversation_id, _messages(session, handoff_id, private_key)
+            discreet = session.get(DiscreetConversation, handoff.conversation_id) is not None
+            return row, handoff.conversation_id, _messages(session, handoff_id, private_key), discreet
 
-    row, conversation_id, messages = await run_in_threadpool(read)
+    row, conversation_id, messages, discreet = await run_in_threadpool(read)
     if row is None:
         return _not_found(request)
     if not _may_see(account, row):
@@ -203,6 +204,7 @@ async def _page(
         state=row.state,
         messages=messages,
         earlier=earlier,
+        discreet=discreet,
         draft=draft,
         mine=row.state == "live" and row.holder_id == account.id,
         supervisor=auth.has_role(account.role, "supervisor"),

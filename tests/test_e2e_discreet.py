@@ -145,6 +145,8 @@ def test_staff_cannot_send_sensitive_words_and_the_notices_are_neutral(
     assert asked and neutral(asked)
     handoff = waiting_handoff(db, conversation)
     staff = staff_member("rocio")
+    page = staff.http.get(f"/conversaciones/{handoff.id}")
+    assert 'id="discreet"' in page.text  # staff see the mode before writing
     assert staff.post(f"/conversaciones/{handoff.id}/atender").status_code == 303
     notices = sms_sent_to(fake_twilio, phone)
     assert notices and neutral(notices) and notices[0] != to_gsm7(gateway_text("handoff_started"))
