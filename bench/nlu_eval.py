@@ -271,7 +271,10 @@ def versions_table(results: dict[str, Any]) -> str:
     names = list(results)
     machine = f"{platform.machine()} ({os.cpu_count()} cores)"
     lines = [f"Measured {date.today()} on {machine}, rasa 3.6.21, each version's config.yml.", ""]
-    lines += [f"- {n}: commit {results[n]['commit']}, trained in {results[n]['train_seconds']:.0f} s" for n in names]
+    for n in names:
+        seconds = results[n]["train_seconds"]
+        trained = "model from an earlier run" if seconds is None else f"trained in {seconds:.0f} s"
+        lines.append(f"- {n}: commit {results[n]['commit']}, {trained}")
     rows = [
         ("macro-F1, contract intents", "macro_f1"),
         ("macro-F1 incl. out_of_scope", "macro_f1_with_oos"),

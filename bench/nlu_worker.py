@@ -57,7 +57,7 @@ def main(argv: list[str]) -> int:
 
     configure_structlog(logging.WARNING)
     model = Path(model_dir) / f"{name}.tar.gz"
-    seconds = 0.0
+    seconds = None  # the model was trained by an earlier run
     if not (reuse and model.exists()):
         model, seconds = train(project, Path(model_dir), name)
     texts = json.loads(Path(texts_file).read_text(encoding="utf-8"))
