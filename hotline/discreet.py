@@ -75,7 +75,7 @@ def _starts_sentence(before: str) -> bool:
     """After nothing, a line break, ¿ ¡ ? ! or a full stop (not an abbreviation: "EE.UU.")."""
     if not before or before[-1] in "\n¿¡?!":
         return True
-    return before[-1] == "." and len(before) > 1 and before[-2].islower()
+    return before[-1] == "." and len(before) > 1 and not before[-2].isupper()
 
 
 def _fit_case(replacement: str) -> Any:

@@ -151,6 +151,11 @@ def test_the_last_guard_rephrases_or_hides_any_text() -> None:
     assert [label for _, label in guarded_menu.options] == ["Tus derechos", "abuso grave y cruce pagado"]
 
 
+def test_a_rephrased_word_starts_a_sentence_with_a_capital_and_only_then() -> None:
+    said = hide_sensitive("Llama al 911. Línea contra la Trata: 800. Debes estar en EE.UU. por causa de la trata.")
+    assert said == "Llama al 911. Línea de ayuda: 800. Debes estar en EE.UU. por causa de ese abuso."
+
+
 def test_staff_texts_with_sensitive_words_are_refused_notices_are_not() -> None:
     with pytest.raises(DiscreetWords):
         refuse_sensitive_staff_text([Reply("¿Quieres poner la denuncia hoy?")])

@@ -164,12 +164,12 @@ def test_staff_cannot_send_sensitive_words_and_the_notices_are_neutral(
 def test_salir_on_telegram_erases_the_chat_and_the_conversation(
     client: httpx.Client, stack: Stack, fake_telegram: FakeTelegram
 ) -> None:
-    chat = 626262000 + secrets.randbelow(10**5)
-    update = telegram_update("text_accents.json", chat, 930001)
+    chat = 737373000 + secrets.randbelow(10**5)
+    update = telegram_update("text_accents.json", chat, 940001)
     update["message"]["text"] = "me revisan el celular"
     assert post_telegram(client, stack, update) == 200
     wait_for(lambda: any("modo discreto" in m["text"] for m in sent_to(fake_telegram, chat)))
-    exit_update = telegram_update("text_accents.json", chat, 930002)
+    exit_update = telegram_update("text_accents.json", chat, 940002)
     exit_update["message"]["text"] = "Salir"
     exit_update["message"]["message_id"] = 31
     assert post_telegram(client, stack, exit_update) == 200
