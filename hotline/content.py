@@ -7,6 +7,10 @@ Texts name facts only through placeholders, so every number keeps its source:
   {ref:ID}   nothing shown; declares that the sentence states the legal fact ID
   {country}  the variant's country name
 The variant `all_countries` is copied to every country that has no variant of its own.
+A topic file in another language (`language: en`, for messages in English, Portuguese,
+French or Haitian Creole) carries `caveats`, its translation of every Spanish caveat its
+facts show: an untranslated caveat is an error, so a number never loses its warning. Those
+pages show no phone confirmation note (it is Spanish); a caveat the call answered still shows.
 Any other {name} is left for Rasa to fill at run time (for example {reasons}).
 
 Staff confirmations by phone reach the content only through content/confirmations.yml
@@ -352,9 +356,12 @@ def render_template(
     return re.sub(r"[ \t]{2,}", " ", text).strip(), used
 
 
-def render_pages(name: str, variant: str, templates: list[str], facts: dict[str, Fact] | None = None) -> list[Page]:
+def render_pages(
+    name: str, variant: str, templates: list[str], facts: dict[str, Fact] | None = None, confirmed: bool = True
+) -> list[Page]:
     """Render one variant's pages, adding the MAS invitation to all but the last. A page
-    that the phone confirmation notes would push past the SMS limit is shown without them."""
+    that the phone confirmation notes would push past the SMS limit is shown without them
+    (`confirmed` False: never with them)."""
     country = None if variant == "default" else variant
     if country is not None and country not in country_names():
         raise ContentError(f"{name}: unknown variant {variant}")
@@ -362,7 +369,7 @@ def render_pages(name: str, variant: str, templates: list[str], facts: dict[str,
     for index, template in enumerate(templates):
         suffix = f"\n{load_common()['more_suffix']}" if index < len(templates) - 1 else ""
         noted: list[str] = []
-        text, used = render_template(template, country, facts, shown_confirmed=noted)
+        text, used = render_template(template, country, facts, confirmed=confirmed, shown_confirmed=noted)
         text += suffix
         if noted and sms_segments(text) > MAX_SEGMENTS:
             noted = []
@@ -378,11 +385,72 @@ def render_pages(name: str, variant: str, templates: list[str], facts: dict[str,
     return pages
 
 
+@dataclass(frozen=True)
+class TopicLanguage:
+    """A topic file's language and, when not Spanish, its translation of the caveats."""
+
+    language: str
+    caveats: dict[str, str]
+
+
+def load_topic_languages() -> dict[str, TopicLanguage]:
+    """response name -> its file's language, for the responses not in Spanish."""
+    found: dict[str, TopicLanguage] = {}
+    for path in sorted((CONTENT / "topics").glob("*.yml")):
+        data = _read_yaml(path) or {}
+        language = str(data.get("language") or "es")
+        if language == "es":
+            continue
+        caveats = data.get("caveats") or {}
+        if not isinstance(caveats, dict) or not all(isinstance(v, str) and v for v in caveats.values()):
+            raise ContentError(f"{path.name}: caveats must map each Spanish caveat to its translation")
+        topic = TopicLanguage(language, {str(k): v for k, v in caveats.items()})
+        found.update({str(name): topic for name in data.get("responses") or {}})
+    return found
+
+
+def translated_facts(facts: dict[str, Fact], topic: TopicLanguage) -> dict[str, Fact]:
+    """The facts with their caveats in the topic's language and no Spanish confirmation note;
+    a caveat without translation is marked so that showing it fails (see render_all)."""
+    return {
+        fact_id: replace(
+            fact,
+            caveat_es=topic.caveats.get(fact.caveat_es, _UNTRANSLATED) if fact.caveat_es else None,
+            confirmed_es=None,
+            confirmed_replaces_caveat=False,
+        )
+        for fact_id, fact in facts.items()
+    }
+
+
+_UNTRANSLATED = "<<untranslated caveat>>"
+
+
+def _render_in_language(
+    name: str, variants: dict[str, list[str]], facts: dict[str, Fact], topic: TopicLanguage
+) -> dict[str, list[Page]]:
+    local = translated_facts(facts, topic)
+    rendered = {
+        variant: render_pages(name, variant, pages, local, confirmed=False) for variant, pages in variants.items()
+    }
+    for variant, pages in rendered.items():
+        for page in pages:
+            if _UNTRANSLATED in page.text:
+                missing = sorted({facts[f].caveat_es or "" for f in page.facts if local[f].caveat_es == _UNTRANSLATED})
+                raise ContentError(f"{name} [{variant}]: no {topic.language} translation of the caveats {missing}")
+    return rendered
+
+
 def render_all(facts: dict[str, Fact] | None = None) -> dict[str, dict[str, list[Page]]]:
     """Every response, every variant, every page, checked (with content/confirmations.yml
     unless other facts are given: see load_facts)."""
     facts = load_facts() if facts is None else facts
+    languages = load_topic_languages()
     return {
-        name: {variant: render_pages(name, variant, pages, facts) for variant, pages in variants.items()}
+        name: (
+            _render_in_language(name, variants, facts, languages[name])
+            if name in languages
+            else {variant: render_pages(name, variant, pages, facts) for variant, pages in variants.items()}
+        )
         for name, variants in load_topics().items()
     }
