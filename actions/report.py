@@ -19,6 +19,7 @@ from actions.config import engine, keys, settings
 from actions.metadata import trusted_metadata
 from hotline.content import MAX_SEGMENTS
 from hotline.countries import country_names, find_countries
+from hotline.discreet import is_mode_command
 from hotline.sms import sms_segments, to_gsm7
 from reports.crypto import contact_blob
 from reports.db import transaction
@@ -268,15 +269,15 @@ class ActionAskReportConfirm(Action):
 
 
 class ActionKeepReportText(Action):
-    """After the emergency answer inside the form: keep what the person wrote as part of
-    the report, so an alarming message is never lost."""
+    """After the emergency answer (or discreet mode) inside the form: keep what the person
+    wrote as part of the report, so an alarming message is never lost."""
 
     def name(self) -> str:
         return "action_keep_report_text"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         text = answers.clip(latest_text(tracker)).text.strip()
-        if not text:
+        if not text or is_mode_command(text):  # DISCRETO alone says nothing about the case
             return []
         return [SlotSet("report_what", join_text(tracker.get_slot("report_what"), text))]
 

@@ -96,6 +96,13 @@ class ContactStopped(SendError):
     code = "contact_stopped"
 
 
+class DiscreetWords(SendError):
+    """A staff message with a sensitive word to a conversation in discreet mode: not sent
+    (content/discreet.yml); the console shows staff the words to leave out."""
+
+    code = "discreet_words"
+
+
 class ProviderRejected(SendError):
     """Any other refusal, with the provider's code."""
 

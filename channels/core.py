@@ -37,14 +37,23 @@ from nacl.secret import SecretBox
 from sqlalchemy import Engine
 
 from channels import metrics
-from channels.base import ChannelAdapter, ConfigError, ContactStopped, InboundMessage, Reply, SendError
+from channels.base import (
+    ChannelAdapter,
+    ConfigError,
+    ContactStopped,
+    DiscreetWords,
+    InboundMessage,
+    Reply,
+    SendError,
+)
 from channels.config import GatewaySettings
 from channels.media import clean_photo, is_photo
-from channels.rasa_client import RasaClient, RasaUnavailable, ReplicaHealth
+from channels.rasa_client import MENU_OPTION, RasaClient, RasaUnavailable, ReplicaHealth
 from channels.shared import MemoryState, SharedState, SharedUnavailable, call, shared_state
 from channels.state import GatewayStore, PendingRow
 from hotline.content import render_all
 from hotline.danger import DangerLexicon
+from hotline.discreet import gateway_notice, hide_sensitive, rephrase, sensitive_words_in
 from hotline.edge import sign_metadata
 from hotline.paths import CONTENT
 from hotline.text import fold_accents, neutralise_command
@@ -93,8 +102,10 @@ def emergency_page() -> str:
 
 @lru_cache(maxsize=1)
 def emergency_pages() -> frozenset[str]:
-    """Every variant of the emergency answer (each country's and the region's)."""
-    return frozenset(pages[0].text for pages in render_all()["utter_emergency"].values() if pages)
+    """Every variant of the emergency answer (each country's and the region's), in both
+    modes (the discreet twin is the normal text rephrased: hotline/build.py)."""
+    normal = {pages[0].text for pages in render_all()["utter_emergency"].values() if pages}
+    return frozenset(normal | {rephrase(text) for text in normal})
 
 
 def is_emergency_page(text: str) -> bool:
@@ -102,6 +113,38 @@ def is_emergency_page(text: str) -> bool:
 
 
 FALLBACK_KEYS = ("assistant_slow", "assistant_unavailable", "assistant_failed")
+DISCREET_LOOKUP_SECONDS = 1.0  # past this the mode counts as discreet: an answer is never held up
+
+
+@lru_cache(maxsize=1)
+def notice_twins() -> dict[str, str]:
+    """The gateway's notices (content/gateway.yml) -> what a discreet conversation gets."""
+    return {
+        text: gateway_notice(key) or hide_sensitive(text)
+        for key, text in ((key, gateway_text(key)) for key in gateway_content()["texts"])
+    }
+
+
+def discreet_reply(reply: Reply) -> Reply:
+    """A reply as a watched phone may show it: a notice's discreet twin, or the text with
+    sensitive words rephrased (hidden when no rephrasing applies). Rasa's discreet twins
+    pass unchanged; this is the guard for slot values and staff messages shown in them."""
+    text = notice_twins().get(reply.text) or hide_sensitive(reply.text)
+    if text == reply.text:
+        return reply
+    options = tuple((m.group(1), m.group(2).strip()) for m in MENU_OPTION.finditer(text))
+    return Reply(text=text, options=options if reply.options else ())
+
+
+def refuse_sensitive_staff_text(replies: list[Reply]) -> None:
+    """A staff message to a discreet conversation: a gateway notice goes as its twin, any
+    other text with a sensitive word is refused (the console tells staff which words)."""
+    for reply in replies:
+        if reply.text in notice_twins():
+            continue
+        found = sensitive_words_in(reply.text)
+        if found:
+            raise DiscreetWords(f"{len(found)} sensitive word(s)")
 
 
 @lru_cache(maxsize=1)
@@ -215,6 +258,27 @@ class Gateway:
     # -- the pipeline ------------------------------------------------------------------
 
     async def handle(self, inbound: InboundMessage) -> list[Reply]:
+        """The replies for one inbound message, as its phone may show them: discreet when
+        the conversation was in discreet mode before or after this message (the answer that
+        erases a conversation, and with it the mode, is still discreet)."""
+        pseudonym = self.pseudonym(inbound.channel, inbound.address)
+        before = asyncio.ensure_future(self._discreet_or_unknown(pseudonym))
+        try:
+            replies = await self._answer(inbound)
+        finally:
+            was_discreet = await before
+        if replies and (was_discreet or await self._discreet_or_unknown(pseudonym)):
+            return [discreet_reply(reply) for reply in replies]
+        return replies
+
+    async def _discreet_or_unknown(self, pseudonym: str) -> bool:
+        try:
+            return await asyncio.wait_for(self._is_discreet(pseudonym), DISCREET_LOOKUP_SECONDS)
+        except Exception as error:  # TimeoutError, a database error: the safe side
+            logger.warning("discreet mode unknown (%s): sent as discreet", type(error).__name__)
+            return True
+
+    async def _answer(self, inbound: InboundMessage) -> list[Reply]:
         """The replies for one inbound message ([] for a duplicate or an opted-out sender).
 
         Whether the message is an emergency is decided first, from its text alone. Whatever
@@ -338,9 +402,11 @@ class Gateway:
     async def _post_to_rasa(self, pseudonym: str, inbound: InboundMessage, text: str) -> list[Reply]:
         started = time.monotonic()
         metadata = self.edge_metadata(pseudonym, inbound)
-        replies = await self.rasa.message(pseudonym, text, metadata, timeout=LATE_ANSWER_SECONDS)
+        answer = await self.rasa.message(pseudonym, text, metadata, timeout=LATE_ANSWER_SECONDS)
         logger.info("answered channel=%s ms=%.0f", inbound.channel, (time.monotonic() - started) * 1000)
-        return replies
+        if answer.discreet is not None:  # DISCRETO, NORMAL, or the conversation erased
+            await self._set_discreet(pseudonym, answer.discreet)
+        return answer.replies
 
     def edge_metadata(self, pseudonym: str, inbound: InboundMessage) -> dict[str, str]:
         """What the actions may trust about a message: its channel and the sealed reply
@@ -433,16 +499,21 @@ class Gateway:
         """Send replies through the channel's API (Telegram; late answers)."""
         await self.send_to(inbound.channel, inbound.address, replies)
 
-    async def send_to(self, channel: str, address: str, replies: list[Reply]) -> None:
+    async def send_to(self, channel: str, address: str, replies: list[Reply], from_staff: bool = False) -> None:
         """Send through the channel's API (late answers, Telegram, staff). Raises a
         SendError subclass; ContactStopped also opts the person out, and nothing is sent
-        to someone who opted out."""
+        to someone who opted out. In discreet mode a staff text with a sensitive word is
+        refused (DiscreetWords), and anything else goes as the phone may show it."""
         adapter = self.adapters.get(channel)
         if adapter is None:
             raise ConfigError(f"no channel {channel!r}")
         pseudonym = self.pseudonym(channel, address)
         if await self._is_opted_out(pseudonym):
             raise ContactStopped("the person opted out")
+        if await self._discreet_or_unknown(pseudonym):
+            if from_staff:
+                refuse_sensitive_staff_text(replies)
+            replies = [discreet_reply(reply) for reply in replies]
         try:
             result = await adapter.send(address, replies)
         except ContactStopped:
@@ -565,6 +636,12 @@ class Gateway:
 
     async def _is_opted_out(self, pseudonym: str) -> bool:
         return await asyncio.to_thread(self.store.is_opted_out, pseudonym)
+
+    async def _set_discreet(self, pseudonym: str, discreet: bool) -> None:
+        await asyncio.to_thread(self.store.set_discreet, pseudonym, discreet)
+
+    async def _is_discreet(self, pseudonym: str) -> bool:
+        return await asyncio.to_thread(self.store.is_discreet, pseudonym)
 
     async def _remember_message(self, pseudonym: str, message_id: str) -> None:
         await asyncio.to_thread(self.store.remember_message, pseudonym, message_id)

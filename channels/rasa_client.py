@@ -35,6 +35,26 @@ class RasaUnavailable(Exception):
         self.received = received
 
 
+@dataclass(frozen=True)
+class RasaAnswer:
+    """Rasa's answer to one message: what to send, and the conversation's mode when the
+    answer switched it (content/discreet.yml `switches`: True discreet, False normal)."""
+
+    replies: list[Reply]
+    discreet: bool | None = None
+
+
+def mode_switch(messages: list[dict[str, Any]]) -> bool | None:
+    """The discreet mode an answer switched to ({"custom": {"hotline": {"discreet": ...}}})."""
+    switch = None
+    for message in messages:
+        custom = message.get("custom")
+        hotline = custom.get("hotline") if isinstance(custom, dict) else None
+        if isinstance(hotline, dict) and isinstance(hotline.get("discreet"), bool):
+            switch = hotline["discreet"]
+    return switch
+
+
 def replies_from_rasa(messages: list[dict[str, Any]]) -> list[Reply]:
     replies = []
     for message in messages:
@@ -120,12 +140,13 @@ class RasaClient:
 
     async def message(
         self, pseudonym: str, text: str, metadata: dict[str, str], timeout: float | None = None
-    ) -> list[Reply]:
+    ) -> RasaAnswer:
         """One message through the gateway channel; Rasa's answers as replies."""
         body = {"sender": pseudonym, "message": text, "metadata": metadata}
         response = await self.call("POST", pseudonym, MESSAGE_PATH, json=body, timeout=timeout or self.timeout_seconds)
         try:
-            return replies_from_rasa(response.json())
+            messages = response.json()
+            return RasaAnswer(replies_from_rasa(messages), mode_switch(messages))
         except (ValueError, AttributeError):
             logger.warning("rasa answered something that is not a list of messages")
             raise RasaUnavailable(received=True) from None

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from reports import handoffs
 from reports.db import transaction
 from reports.keys import Keys
-from reports.models import ChannelMessage, Delivery, Handoff, OptOut, PendingMessage, utcnow
+from reports.models import ChannelMessage, Delivery, DiscreetConversation, Handoff, OptOut, PendingMessage, utcnow
 
 PENDING_MAX_AGE = timedelta(hours=24)  # a kept message older than this is dropped, not answered late
 # A delivery id is remembered longer than any report is kept: a captured signed webhook
@@ -141,6 +141,16 @@ class GatewayStore:
     def is_opted_out(self, pseudonym: str) -> bool:
         with transaction(self.engine) as session:
             return session.get(OptOut, pseudonym) is not None
+
+    def set_discreet(self, pseudonym: str, discreet: bool) -> None:
+        with transaction(self.engine) as session:
+            session.execute(delete(DiscreetConversation).where(DiscreetConversation.pseudonym == pseudonym))
+            if discreet:
+                session.add(DiscreetConversation(pseudonym=pseudonym, since=utcnow()))
+
+    def is_discreet(self, pseudonym: str) -> bool:
+        with transaction(self.engine) as session:
+            return session.get(DiscreetConversation, pseudonym) is not None
 
     def remember_message(self, pseudonym: str, message_id: str) -> None:
         """A message id the channel lets us delete later (erasure)."""

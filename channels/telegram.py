@@ -72,8 +72,11 @@ MAX_CALLBACK_DATA = 64
 NOISY_LOGGERS = ("httpx", "httpcore", "telegram")  # their URLs and debug lines carry the token and texts
 
 # Commands mapped to the words the assistant understands; any other "/x" arrives as "x".
-COMMANDS = {"start": "hola", "ayuda": "menu", "help": "menu", "borrar": "borrar mis datos"}
-ERASE_COMMAND = "borrar"
+COMMANDS = {"start": "hola", "ayuda": "menu", "help": "menu", "borrar": "borrar mis datos", "salir": "borrar mis datos"}
+ERASE_COMMANDS = frozenset({"borrar", "salir"})
+# The quick exit for a watched phone (discreet mode): the word alone, no slash needed, erases
+# the chat where the Bot API allows it (48 hours) and the conversation, at once.
+QUICK_EXIT = "salir"
 COMMAND = re.compile(r"/+([A-Za-z0-9_]+)(?:@[A-Za-z0-9_]+)?(?:\s+(.*))?", re.DOTALL)
 
 
@@ -115,8 +118,10 @@ def edited_notice() -> str:
 
 def command_text(text: str) -> tuple[str, bool]:
     """A person's text as the assistant may read it, and whether it asks to erase: "/start"
-    -> "hola", "/ayuda" -> "menu", "/borrar" -> erase; never a leading "/" (Rasa would run
+    -> "hola", "/ayuda" -> "menu", "/borrar", "/salir" and "salir" -> erase; never a leading "/" (Rasa would run
     "/restart" as an intent command)."""
+    if text.strip(" .!¡").lower() == QUICK_EXIT:
+        return COMMANDS[QUICK_EXIT], True
     if neutralise_command(text) == text:
         return text, False
     match = COMMAND.fullmatch(text.strip())
@@ -124,7 +129,7 @@ def command_text(text: str) -> tuple[str, bool]:
         return neutralise_command(text), False
     command, rest = match.group(1).lower(), (match.group(2) or "").strip()
     if command in COMMANDS:
-        return COMMANDS[command], command == ERASE_COMMAND
+        return COMMANDS[command], command in ERASE_COMMANDS
     return f"{command} {rest}".strip(), False
 
 

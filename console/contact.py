@@ -11,11 +11,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from channels.base import Reply, SendError
+from channels.base import DiscreetWords, Reply, SendError
 from console import auth
 from console.app import Console, console_of
 from console.cases import CONTACT_MAX_CHARS as MAX_CHARS
 from console.cases import _not_found, _report_id, _report_page, _target
+from console.handoff import words_to_leave_out
 from console.labels import label
 from console.pages import form_text
 from console.relay import RelayUnavailable
@@ -59,6 +60,9 @@ async def contact_submit(request: Request, account: StaffAccount) -> Response:
         return await _report_page(request, account, report_id, 409, kept, error=label("contact", "no_consent"))
     try:
         await relay.send_to(contact[0], contact[1], [Reply(text)])
+    except DiscreetWords:
+        refused = label("contact", "discreet_words").format(words=words_to_leave_out(text))
+        return await _report_page(request, account, report_id, 409, kept, error=refused)
     except SendError as error:
         failed = label("contact", "send_failed").format(code=error.code)
         return await _report_page(request, account, report_id, 502, kept, error=failed)

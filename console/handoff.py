@@ -23,15 +23,16 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from channels.base import Reply, SendError
+from channels.base import DiscreetWords, Reply, SendError
 from console import auth
 from console.app import Console, console_of, redirect_to
 from console.labels import console_labels, label
 from console.pages import form_text, not_found
 from console.relay import RelayUnavailable
+from hotline.discreet import sensitive_words_in
 from reports import crypto, handoffs
 from reports.db import transaction
-from reports.models import Handoff, HandoffMessage, StaffAccount
+from reports.models import DiscreetConversation, Handoff, HandoffMessage, StaffAccount
 
 CLOSED_SHOWN = 20
 POLL_SECONDS = 3
@@ -176,16 +177,17 @@ async def _page(
     if private_key is None:
         return _unavailable(request, label("handoff", "no_key"))
 
-    def read() -> tuple[Row | None, str, list[dict[str, Any]]]:
+    def read() -> tuple[Row | None, str, list[dict[str, Any]], bool]:
         with transaction(console.engine) as session:
             handoff = session.get(Handoff, handoff_id)
             row = _row(session, handoff_id)
             if handoff is None or row is None or not _may_see(account, row):
-                return row, "", []
+                return row, "", [], False
             auth.record(session, "handoff_viewed", console.now(), actor=account.username, target=_target(handoff_id))
-            return row, handoff.conversation_id, _messages(session, handoff_id, private_key)
+            discreet = session.get(DiscreetConversation, handoff.conversation_id) is not None
+            return row, handoff.conversation_id, _messages(session, handoff_id, private_key), discreet
 
-    row, conversation_id, messages = await run_in_threadpool(read)
+    row, conversation_id, messages, discreet = await run_in_threadpool(read)
     if row is None:
         return _not_found(request)
     if not _may_see(account, row):
@@ -204,6 +206,7 @@ async def _page(
         state=row.state,
         messages=messages,
         earlier=earlier,
+        discreet=discreet,
         draft=draft,
         mine=row.state == "live" and row.holder_id == account.id,
         supervisor=auth.has_role(account.role, "supervisor"),
@@ -273,11 +276,18 @@ async def _tell(console: Console, handoff_id: int, relay: Relay, text: str) -> s
         return label("handoff", "no_address")
     try:
         await relay.send_to(address[0], address[1], [Reply(text)])
+    except DiscreetWords:
+        return label("handoff", "discreet_words").format(words=words_to_leave_out(text))
     except SendError as error:
         return label("handoff", "send_failed").format(code=error.code)
     except RelayUnavailable:
         return label("handoff", "no_gateway")
     return None
+
+
+def words_to_leave_out(text: str) -> str:
+    """The sensitive words of a staff text, as staff wrote them, for the refusal's label."""
+    return ", ".join(dict.fromkeys(sensitive_words_in(text)))
 
 
 def _back(request: Request, handoff_id: int, done: str) -> Response:

@@ -17,12 +17,12 @@ from typing import Any
 
 import httpx
 
-from channels.base import ConfigError, ConnectionFailed, ContactStopped, Reply, SendError, Throttled
+from channels.base import ConfigError, ConnectionFailed, ContactStopped, DiscreetWords, Reply, SendError, Throttled
 from channels.relay import NONCE_HEADER, PREFIX, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 
 TIMEOUT_SECONDS = 20.0  # a send waits for the channel's API (Twilio, Telegram) behind the gateway
 SEND_ERRORS: dict[str, type[SendError]] = {
-    cls.code: cls for cls in (ConfigError, ConnectionFailed, Throttled, ContactStopped)
+    cls.code: cls for cls in (ConfigError, ConnectionFailed, Throttled, ContactStopped, DiscreetWords)
 }
 
 

@@ -26,14 +26,21 @@ from typing import Any
 import yaml
 
 from hotline.content import (
+    MAX_SEGMENTS,
     ContentError,
+    Fact,
     Page,
     check_confirmation_dates,
     load_common,
     load_facts,
+    load_topic_languages,
     render_all,
+    render_language_pages,
+    render_pages,
     utc_today,
 )
+from hotline.countries import country_names
+from hotline.discreet import discreet_content, discreet_override, rephrase, sensitive_words_in
 from hotline.paths import BUILD, CONTENT, ROOT
 from hotline.sms import sms_segments
 
@@ -120,6 +127,118 @@ def menu_response(menu: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"text": "\n".join(lines)}]
 
 
+def menu_response_discreet(menu: dict[str, Any]) -> str:
+    """The menu as a watched phone may show it: every option's neutral label."""
+    lines = [menu["intro"]]
+    lines += [f"{option} {entry.get('discreet_label', entry['label'])}" for option, entry in menu["options"].items()]
+    lines.append(menu.get("discreet_outro", menu["outro"]))
+    return "\n".join(lines)
+
+
+def discreet_twins(
+    rendered: dict[str, dict[str, list[Page]]], facts: dict[str, Fact], menu: dict[str, Any]
+) -> dict[tuple[str, str], str]:
+    """(page name, normal text) -> the text a watched phone may show: hand-written in
+    content/discreet.yml or the normal text rephrased. Refuses a twin that still holds a
+    sensitive word or grows past the SMS limit."""
+    twins: dict[tuple[str, str], str] = {}
+    no_more = load_common()["no_more"]
+    languages = load_topic_languages()
+    for name, variants in rendered.items():
+        topic = languages.get(name)
+        for variant, pages in variants.items():
+            if topic is not None:  # another language: its own twins (the Spanish replacements do not apply)
+                override = topic.discreet.get(name, {}).get(variant)
+                if override is None:
+                    raise ContentError(f"{name} [{variant}] has no discreet twin in its language file")
+            else:
+                override = discreet_override(name, variant)
+            if override is not None and len(override) != len(pages):
+                raise ContentError(f"discreet.yml: {name} [{variant}] must have {len(pages)} page(s)")
+            texts = (
+                [
+                    p.text
+                    for p in (
+                        render_language_pages(name, variant, override, facts, topic)
+                        if topic is not None
+                        else render_pages(name, variant, override, facts)
+                    )
+                ]
+                if override is not None
+                else [rephrase(p.text) for p in pages]
+            )
+            for page, text in zip(pages, texts, strict=True):
+                twins[(page_name(name, page.index), page.text)] = text
+        depth = max(len(pages) for pages in variants.values())
+        for index in range(depth):
+            twins[(page_name(name, index), no_more)] = rephrase(no_more)
+    twins[("utter_menu", menu_response(menu)[0]["text"])] = menu_response_discreet(menu)
+    for (shown, _), text in twins.items():
+        found = sensitive_words_in(text)
+        if found:
+            raise ContentError(f"{shown} in discreet mode still says {', '.join(sorted(set(found)))}: {text!r}")
+        if sms_segments(text) > MAX_SEGMENTS:
+            raise ContentError(f"{shown} in discreet mode needs {sms_segments(text)} SMS segments: {text!r}")
+    return twins
+
+
+def _country_of(variation: dict[str, Any]) -> str | None:
+    for condition in variation.get("condition", []):
+        if condition["name"] == "country":
+            return str(condition["value"])
+    return None
+
+
+def normal_text_for(variations: list[dict[str, Any]], country: str | None) -> str:
+    """The text Rasa picks for this country (None: not known) when the mode is normal."""
+    for variation in variations:
+        if "condition" in variation and _country_of(variation) == country:
+            return str(variation["text"])
+    return str(next(v["text"] for v in variations if "condition" not in v))
+
+
+def _slot(name: str, value: Any) -> dict[str, Any]:
+    return {"type": "slot", "name": name, "value": value}
+
+
+def _when_normal(variations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The normal variations, each conditional one also requiring `discreet` false."""
+    return [
+        {**v, "condition": [*(dict(c) for c in v["condition"]), _slot("discreet", False)]}
+        if "condition" in v
+        else dict(v)
+        for v in variations
+    ]
+
+
+def with_discreet_twins(
+    responses: dict[str, list[dict[str, Any]]], twins: dict[tuple[str, str], str]
+) -> dict[str, list[dict[str, Any]]]:
+    """Every response with its discreet variations first (slot `discreet` true, and one per
+    country when the text depends on it), the normal ones conditioned on `discreet` false,
+    and the unconditioned default last. Rasa picks at random among matching conditional
+    variations, so exactly one must match in each mode."""
+    switches = discreet_content().switches
+    result: dict[str, list[dict[str, Any]]] = {}
+    for name, variations in responses.items():
+        countries: list[str | None] = [*country_names(), None]
+        texts = {country: twins[(name, normal_text_for(variations, country))] for country in countries}
+        if all(texts[country] == normal_text_for(variations, country) for country in countries):
+            merged = [dict(v) for v in variations]  # already neutral in every variant
+        elif len(set(texts.values())) == 1:
+            merged = [{"condition": [_slot("discreet", True)], "text": texts[None]}, *_when_normal(variations)]
+        else:
+            merged = [
+                {"condition": [_slot("discreet", True), _slot("country", country)], "text": text}
+                for country, text in texts.items()
+            ] + _when_normal(variations)
+        if name in switches:  # the gateway learns the mode from these answers
+            for variation in merged:
+                variation["custom"] = {"hotline": {"discreet": switches[name]}}
+        result[name] = merged
+    return result
+
+
 def build(write: bool = True, confirmations: Path | None = None, today: date | None = None) -> dict[str, Any]:
     """Render and check everything. Confirmations come from content/confirmations.yml (or
     the given file): an unknown fact id or a date after `today` (UTC today) is an error."""
@@ -133,6 +252,7 @@ def build(write: bool = True, confirmations: Path | None = None, today: date | N
     responses["utter_menu"] = menu_response(menu)
     if sms_segments(responses["utter_menu"][0]["text"]) > 2:
         raise ContentError("the menu does not fit in 2 SMS segments")
+    responses = with_discreet_twins(responses, discreet_twins(rendered, facts, menu))
     rules = menu_rules(menu) + more_rules(rendered) + country_late_rules(menu)
     if write:
         domain_dir, data_dir = BUILD / "domain", BUILD / "data"

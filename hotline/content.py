@@ -391,6 +391,7 @@ class TopicLanguage:
 
     language: str
     caveats: dict[str, str]
+    discreet: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # twins for discreet mode
 
 
 def load_topic_languages() -> dict[str, TopicLanguage]:
@@ -404,7 +405,11 @@ def load_topic_languages() -> dict[str, TopicLanguage]:
         caveats = data.get("caveats") or {}
         if not isinstance(caveats, dict) or not all(isinstance(v, str) and v for v in caveats.values()):
             raise ContentError(f"{path.name}: caveats must map each Spanish caveat to its translation")
-        topic = TopicLanguage(language, {str(k): v for k, v in caveats.items()})
+        discreet = {
+            str(name): {str(v): [pages] if isinstance(pages, str) else list(pages) for v, pages in variants.items()}
+            for name, variants in (data.get("discreet") or {}).items()
+        }
+        topic = TopicLanguage(language, {str(k): v for k, v in caveats.items()}, discreet)
         found.update({str(name): topic for name in data.get("responses") or {}})
     return found
 
@@ -426,19 +431,24 @@ def translated_facts(facts: dict[str, Fact], topic: TopicLanguage) -> dict[str, 
 _UNTRANSLATED = "<<untranslated caveat>>"
 
 
+def render_language_pages(
+    name: str, variant: str, templates: list[str], facts: dict[str, Fact], topic: TopicLanguage
+) -> list[Page]:
+    """One variant of a response in another language: its caveats translated (refused when
+    a caveat has no translation), no Spanish confirmation note."""
+    local = translated_facts(facts, topic)
+    pages = render_pages(name, variant, templates, local, confirmed=False)
+    for page in pages:
+        if _UNTRANSLATED in page.text:
+            missing = sorted({facts[f].caveat_es or "" for f in page.facts if local[f].caveat_es == _UNTRANSLATED})
+            raise ContentError(f"{name} [{variant}]: no {topic.language} translation of the caveats {missing}")
+    return pages
+
+
 def _render_in_language(
     name: str, variants: dict[str, list[str]], facts: dict[str, Fact], topic: TopicLanguage
 ) -> dict[str, list[Page]]:
-    local = translated_facts(facts, topic)
-    rendered = {
-        variant: render_pages(name, variant, pages, local, confirmed=False) for variant, pages in variants.items()
-    }
-    for variant, pages in rendered.items():
-        for page in pages:
-            if _UNTRANSLATED in page.text:
-                missing = sorted({facts[f].caveat_es or "" for f in page.facts if local[f].caveat_es == _UNTRANSLATED})
-                raise ContentError(f"{name} [{variant}]: no {topic.language} translation of the caveats {missing}")
-    return rendered
+    return {variant: render_language_pages(name, variant, pages, facts, topic) for variant, pages in variants.items()}
 
 
 def render_all(facts: dict[str, Fact] | None = None) -> dict[str, dict[str, list[Page]]]:

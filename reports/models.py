@@ -261,6 +261,16 @@ class OptOut(Base):
     opted_out_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class DiscreetConversation(Base):
+    """A conversation in discreet mode (content/discreet.yml): the gateway sends it nothing
+    with a sensitive word, its own notices included, and refuses such a staff message."""
+
+    __tablename__ = "channel_discreet"
+
+    pseudonym: Mapped[str] = mapped_column(String(64), primary_key=True)
+    since: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class ChannelMessage(Base):
     """Ids of messages in a Telegram chat (the bot's and the person's), so /borrar can
     delete them from the phone while the Bot API allows it (48 hours). Purged after that."""

@@ -111,6 +111,10 @@ def test_bad_input_gets_a_polite_short_answer(conversation: Conversation, text: 
         ("SI", "affirm"),
         ("NO", "deny"),
         ("7", "choose_option"),
+        ("DISCRETO", "discreet_mode"),
+        ("NORMAL", "normal_mode"),
+        ("AVISO", "report_case"),  # discreet mode's word for DENUNCIA
+        ("me revisan el celular", "discreet_mode"),
     ],
 )
 def test_the_words_the_bot_asks_for_are_understood(client: httpx.Client, stack: Stack, text: str, intent: str) -> None:

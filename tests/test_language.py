@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from console.labels import label
+from hotline.build import build
 from hotline.content import (
     ContentError,
     TopicLanguage,
@@ -251,3 +252,25 @@ def test_staff_see_the_language_in_the_list_and_the_conversation(keyed_console: 
     with transaction(console.engine) as session:
         stored = session.get(Handoff, creole_id)
         assert stored is not None and stored.language == "ht"
+
+
+def test_discreet_mode_has_neutral_twins_in_each_language() -> None:
+    """A watched phone: the answer keeps the numbers and names no trafficking, police or migrants,
+    in the person's language either."""
+    responses = build(write=False)["responses"]
+    native = re.compile(r"traffick|trafic|tráfico|trafik|traite|polic|polís|lapolis|migra|denún|denonse", re.I)
+    for lang in OTHER_LANGUAGES:
+        variations = responses[f"utter_other_language_{lang}"]
+        twins = [v for v in variations if {"type": "slot", "name": "discreet", "value": True} in v.get("condition", [])]
+        assert len(twins) == 1 + len(country_names()), lang
+        for twin in twins:
+            assert not native.search(twin["text"]), twin["text"]
+            assert "PERSONA" in twin["text"] and sms_segments(twin["text"]) <= 2
+        honduras = next(t for t in twins if {"type": "slot", "name": "country", "value": "HN"} in t["condition"])
+        assert fact_value("hn.trafficking_145") in honduras["text"]
+
+
+def fact_value(fact_id: str) -> str:
+    value = load_facts()[fact_id].value
+    assert value
+    return value
