@@ -20,7 +20,7 @@ RASA_DOMAIN := build/domain
 CONTENT_FILES := $(shell find content -name '*.yml') domain.yml $(wildcard hotline/*.py)
 TRAIN_INPUTS := $(shell find nlu_data bot -name '*.yml') config.yml $(CONTENT_FILES) $(wildcard rasa_plugins/*.py)
 
-.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit confirmations bench bench-nlu bench-latency bench-reports bench-gateway bench-memory bench-cluster telegram-webhook console-admin clean postgres keys purge chromium docker-compose attack redis haproxy cluster loadtest
+.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit confirmations bench bench-nlu bench-nlu-versions bench-latency bench-reports bench-gateway bench-memory bench-cluster telegram-webhook console-admin clean postgres keys purge chromium docker-compose attack redis haproxy cluster loadtest
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -125,6 +125,13 @@ test: setup build/.content $(MODEL) lint postgres redis haproxy chromium docker-
 
 bench-nlu: setup build/.content ## Held-out NLU: our pipeline vs Rasa's default, side by side
 	$(RASA_VENV)/bin/python -m bench.nlu_eval
+
+NLU_BASE ?= d73b231
+bench-nlu-versions: setup build/.content ## Held-out NLU per intent: the NLU at NLU_BASE (main, d73b231) vs this tree
+	git worktree remove --force build/nlu-base 2>/dev/null || true
+	git worktree add --detach build/nlu-base $(NLU_BASE)
+	$(RASA_VENV)/bin/python -m bench.nlu_eval --version main=build/nlu-base --version new=.
+	git worktree remove --force build/nlu-base
 
 bench-latency: setup $(MODEL) ## REST latency and throughput, memory, start-up time
 	$(PY) -m bench.latency

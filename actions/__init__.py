@@ -1,7 +1,7 @@
 """The action server's actions (rasa-sdk, Python 3.11+). Content turns need no action:
 they are responses built from content/. Actions are for what must be computed: the
-job-offer verdict, the anonymous report, follow-up with a case code, erasure, and the
-request for a person (live hand-off)."""
+job-offer verdict, the anonymous report, follow-up with a case code, erasure, the
+request for a person (live hand-off) and the number check (VERIFICAR)."""
 
 from actions.erasure import ActionDeleteMyData
 from actions.follow_up import (
@@ -20,6 +20,7 @@ from actions.report import (
     ActionSubmitReport,
     ValidateReportForm,
 )
+from actions.verify import ActionVerifyNumber
 
 __all__ = [
     "ActionAskFollowupAddition",
@@ -33,6 +34,7 @@ __all__ = [
     "ActionStartFollowUp",
     "ActionStartReport",
     "ActionSubmitReport",
+    "ActionVerifyNumber",
     "ValidateFollowUpForm",
     "ValidateReportForm",
 ]

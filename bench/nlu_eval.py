@@ -3,6 +3,11 @@ the same data (nlu_data/), scored on messages written separately (bench/data/hel
 
 Runs in the Rasa environment: `make bench-nlu` (or `.venv-rasa/bin/python -m bench.nlu_eval
 [--only ours] [--keep]`). Prints a table and rewrites its section of bench/RESULTS.md.
+
+Training data versions side by side (`make bench-nlu-versions`): `--version main=/tmp/nlu-base
+--version new=.` trains each project tree (a `git worktree add` of another commit, or this
+one) with its own config.yml, nlu_data/ and code, in its own process (bench/nlu_worker.py),
+and scores every held-out set (or each `--set FILE`) per intent.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -53,7 +59,8 @@ CONTRACT = [
     "inform_country",
 ]
 OOS = "out_of_scope"
-HELDOUT_SETS = ["heldout.yml", "heldout_b.yml"]
+HELDOUT_SETS = ["heldout.yml", "heldout_b.yml", "heldout_realworld.yml"]
+VERSIONS_SECTION = "NLU: training data versions side by side (issue 12, real-world phrasing)"
 PIPELINES = {
     "ours": ROOT / "config.yml",
     "rasa_default": ROOT / "bench" / "configs" / "rasa_default.yml",
@@ -120,6 +127,7 @@ def score(gold: list[str], predicted: list[str]) -> dict[str, Any]:
         "oos_as_alarm": sum(p in ("emergency", "report_case") for p in oos) / max(1, len(oos)),
         "accuracy": sum(g == p for g, p in zip(gold, predicted, strict=True)) / len(gold),
         "n": len(gold),
+        "support": dict(Counter(gold)),
     }
 
 
@@ -213,6 +221,82 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def score_parses(examples: list[tuple[str, str, list[dict[str, Any]]]], parses: list[dict[str, Any]]) -> dict[str, Any]:
+    """One held-out set's scores and errors from the model's parses."""
+    gold = [as_label(i) for _, i, _ in examples]
+    predicted = [as_label((p.get("intent") or {}).get("name") or "nlu_fallback") for p in parses]
+    scored = score(gold, predicted)
+    scored["entities"] = entity_accuracy(examples, parses)
+    scored["errors"] = [(t, g, p) for (t, _, _), g, p in zip(examples, gold, predicted, strict=True) if g != p]
+    return scored
+
+
+def run_versions(versions: dict[str, Path], set_paths: list[Path], reuse: list[str]) -> dict[str, Any]:
+    """Train each project tree in its own process and score every set with its model."""
+    sets = {path.name: load_examples(path) for path in set_paths}
+    texts = [t for examples in sets.values() for t, _, _ in examples]
+    workdir = ROOT / "build" / "nlu-versions"
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "texts.json").write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
+    results: dict[str, Any] = {}
+    for name, root in versions.items():
+        out = workdir / f"{name}.parses.json"
+        command = [sys.executable, str(ROOT / "bench" / "nlu_worker.py"), str(root), str(workdir), name]
+        command += [str(workdir / "texts.json"), str(out)] + (["--reuse"] if name in reuse else [])
+        subprocess.run(command, check=True)
+        worker = json.loads(out.read_text(encoding="utf-8"))
+        entry: dict[str, Any] = {"train_seconds": worker["train_seconds"], "model_mb": worker["model_mb"], "sets": {}}
+        entry["commit"] = git_commit(root)
+        offset = 0
+        for set_name, examples in sets.items():
+            parses = worker["parses"][offset : offset + len(examples)]
+            offset += len(examples)
+            entry["sets"][set_name] = score_parses(examples, parses)
+        results[name] = entry
+    return results
+
+
+def git_commit(root: Path) -> str:
+    """The tree's commit, marked when its files differ from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--", "nlu_data", "config.yml", "rasa_plugins", "hotline")
+    return git("rev-parse", "--short", "HEAD") + (" + uncommitted changes" if dirty else "")
+
+
+def versions_table(results: dict[str, Any]) -> str:
+    """Per held-out set: each intent's F1 for every version side by side, then the totals."""
+    names = list(results)
+    machine = f"{platform.machine()} ({os.cpu_count()} cores)"
+    lines = [f"Measured {date.today()} on {machine}, rasa 3.6.21, each version's config.yml.", ""]
+    for n in names:
+        seconds = results[n]["train_seconds"]
+        trained = "model from an earlier run" if seconds is None else f"trained in {seconds:.0f} s"
+        lines.append(f"- {n}: commit {results[n]['commit']}, {trained}")
+    rows = [
+        ("macro-F1, contract intents", "macro_f1"),
+        ("macro-F1 incl. out_of_scope", "macro_f1_with_oos"),
+        ("accuracy", "accuracy"),
+        ("emergency recall", "emergency_recall"),
+        ("out-of-scope recall", "oos_recall"),
+        ("out-of-scope taken as emergency/report_case", "oos_as_alarm"),
+    ]
+    for set_name, first in results[names[0]]["sets"].items():
+        lines += ["", f"**{set_name}** ({first['n']} messages)", ""]
+        lines.append("| | " + " | ".join(names) + " |")
+        lines.append("|---|" + "---|" * len(names))
+        for label, key in rows:
+            lines.append(f"| {label} | " + " | ".join(f"{results[n]['sets'][set_name][key]:.3f}" for n in names) + " |")
+        for intent in [*CONTRACT, OOS]:
+            cells = [results[n]["sets"][set_name]["per_intent"][intent] for n in names]
+            if first["support"].get(intent):
+                label = f"F1 {intent} ({first['support'][intent]})"
+                lines.append(f"| {label} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
+    return "\n".join(lines)
+
+
 def quiet_logs() -> None:
     """Rasa logs every parsed message at debug level; the benchmark needs none of it."""
     import logging
@@ -233,7 +317,16 @@ def main() -> int:
     parser.add_argument(
         "--config", type=Path, action="append", default=[], help="also evaluate this config (by file stem)"
     )
+    parser.add_argument(
+        "--version", action="append", default=[], metavar="NAME=ROOT", help="compare project trees (training data)"
+    )
+    parser.add_argument("--set", type=Path, action="append", default=[], help="held-out file (default: bench/data)")
+    parser.add_argument(
+        "--reuse", action="append", default=[], metavar="NAME", help="with --version: reuse NAME's model if trained"
+    )
     args = parser.parse_args()
+    if args.version:
+        return compare_versions(args)
     for extra in args.config:
         PIPELINES[extra.stem] = extra.resolve()
     pipelines = (args.only or []) + [c.stem for c in args.config] or list(PIPELINES)
@@ -250,6 +343,28 @@ def main() -> int:
     (ROOT / "build" / "nlu_eval.json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
     if not args.no_record and set(pipelines) == set(PIPELINES):
         replace_section(ROOT / "bench" / "RESULTS.md", "NLU: held-out evaluation, side by side", text)
+    return 0
+
+
+def compare_versions(args: argparse.Namespace) -> int:
+    """--version mode: print and record the side-by-side table, list errors if asked."""
+    versions = {name: Path(root).resolve() for name, root in (v.split("=", 1) for v in args.version)}
+    set_paths = [p.resolve() for p in args.set] or [
+        ROOT / "bench" / "data" / name for name in HELDOUT_SETS if (ROOT / "bench" / "data" / name).exists()
+    ]
+    results = run_versions(versions, set_paths, args.reuse)
+    text = versions_table(results)
+    print(text)
+    for name, entry in results.items():
+        for set_name, scored in entry["sets"].items():
+            if args.errors:
+                print(f"\n{name} {set_name} errors:")
+            for t, g, p in scored["errors"][: args.errors]:
+                print(f"  {g:>22} -> {p:<22} {t[:100]}")
+    dump = json.dumps(results, indent=1, ensure_ascii=False)
+    (ROOT / "build" / "nlu_versions.json").write_text(dump, encoding="utf-8")
+    if not args.no_record:
+        replace_section(ROOT / "bench" / "RESULTS.md", VERSIONS_SECTION, text)
     return 0
 
 

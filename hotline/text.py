@@ -51,9 +51,26 @@ ABBREVIATIONS = {
     "weno": "bueno",
     "wenas": "buenas",
     "nd": "nada",
+    "ps": "pues",
+    "pz": "pues",
+    "pss": "pues",
+    "bno": "bueno",
+    "bnas": "buenas",
+    "bns": "buenas",
+    "wena": "buena",
+    "grcs": "gracias",
+    "gracia": "gracias",
+    "vdd": "verdad",
+    "slds": "saludos",
+    "ntc": "no te creas",
 }
 
 _REPEATS = re.compile(r"([a-zñ])\1{2,}")
+# Laughter as typed: jajaja, jajsjs, jsjsjs, jejeje, ajajaj, hahaha, xD, xdd, lol: all one word.
+_LAUGHTER = re.compile(r"^(?:a?(?:j[aeiosj]|[aeio]j){2,}[a-z]?|(?:ha){2,}h?|x+d+|lo+l|ja+|je+)$")
+LAUGH = "jaja"
+# Voice-to-text and fast thumbs glue words with punctuation ("saber.que", "hola,buenas").
+_GLUE = re.compile(r"(?<=[^\W\d_])[.,;:!?¿¡]+(?=[^\W\d_])")
 
 
 def fold_accents(text: str) -> str:
@@ -65,33 +82,113 @@ def fold_accents(text: str) -> str:
 
 
 def normalize_token(token: str) -> str:
-    """One token as the classifier should see it: lower case, unaccented, no stutter."""
-    token = fold_accents(token.lower())
-    token = _REPEATS.sub(r"\1\1", token)
-    return ABBREVIATIONS.get(token, token)
+    """One token as the classifier should see it: lower case, unaccented, no stutter,
+    laughter as one word; words glued by punctuation come apart (the result may hold
+    several words, separated by spaces)."""
+    words = []
+    for word in _GLUE.split(fold_accents(token.lower())):
+        word = _REPEATS.sub(r"\1\1", word)
+        if len(word) > 1 and _LAUGHTER.match(word) and word not in ("ja", "je", "jo", "lo", "ha"):
+            word = LAUGH
+        words.append(ABBREVIATIONS.get(word, word))
+    return " ".join(words)
 
 
 # Emoji people answer with, read as the word they stand for (the tokenizer drops emoji).
+# Skin tones and gender signs that follow an emoji are separate characters and ignored.
 EMOJI_WORDS = {
     "👍": "si",
     "👌": "ok",
+    "🆗": "ok",
+    "🤝": "ok",
     "✅": "si",
+    "✔": "si",
+    "☑": "si",
     "🙏": "gracias",
     "🙌": "gracias",
     "❤": "gracias",
+    "♥": "gracias",
+    "💕": "gracias",
+    "💖": "gracias",
+    "💗": "gracias",
+    "💙": "gracias",
+    "💚": "gracias",
+    "💛": "gracias",
+    "💜": "gracias",
+    "🧡": "gracias",
+    "🤍": "gracias",
     "👋": "hola",
+    "🙋": "hola",
     "👎": "no",
     "❌": "no",
+    "✖": "no",
+    "🚫": "no",
+    "⛔": "no",
+    "🙅": "no",
     "🆘": "auxilio",
     "🚨": "auxilio",
     "😭": "llorando",
     "😢": "triste",
+    "😞": "triste",
+    "😔": "triste",
+    "😟": "triste",
+    "🙁": "triste",
+    "☹": "triste",
+    "🥺": "triste",
+    "😂": LAUGH,
+    "🤣": LAUGH,
+    "😆": LAUGH,
+    "😅": LAUGH,
+    "😹": LAUGH,
+    "😊": "sonrisa",
+    "🙂": "sonrisa",
+    "☺": "sonrisa",
+    "😀": "sonrisa",
+    "😃": "sonrisa",
+    "😄": "sonrisa",
+    "😁": "sonrisa",
+    "🤖": "robot",
+    "🤔": "duda",
+    "🤗": "abrazo",
+    "👏": "bravo",
+    "😡": "enojo",
+    "😠": "enojo",
+    "🤬": "enojo",
 }
 
 
+FLAG = "bandera"
+OTHER_EMOJI = "emoji"
+_REGIONAL_INDICATORS = range(0x1F1E6, 0x1F200)  # two of them make a country's flag
+_JOINER = "\u200d"  # joins emoji into one (🙋 + joiner + ♀ is one picture)
+
+
 def emoji_words(text: str) -> list[str]:
-    """The words for the known emoji in text, in order."""
-    return [word for ch in text for emoji, word in EMOJI_WORDS.items() if ch == emoji[0]]
+    """The words for the emoji in text, in order: a known one's word, "bandera" for a
+    country flag, "emoji" for any other picture (so an emoji-only message is never empty)."""
+    words = []
+    previous = ""
+    half_flag = False
+    for ch in text:
+        if ord(ch) in _REGIONAL_INDICATORS:
+            if not half_flag:
+                words.append(FLAG)
+            half_flag = not half_flag
+        elif ch in EMOJI_WORDS:
+            words.append(EMOJI_WORDS[ch])
+        elif unicodedata.category(ch) == "So" and previous != _JOINER:
+            words.append(OTHER_EMOJI)
+        if ord(ch) not in _REGIONAL_INDICATORS:
+            half_flag = False
+        previous = ch
+    return words
+
+
+def is_emoji_only(token: str) -> bool:
+    """A token of emoji, skin tones and joiners only (no letter, digit or punctuation)."""
+    return not any(ch.isalnum() for ch in token) and all(
+        unicodedata.category(ch) in ("So", "Sk", "Mn", "Cf") for ch in token
+    )
 
 
 def without_control(text: str) -> str:

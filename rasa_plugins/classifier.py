@@ -40,7 +40,7 @@ class ScaledLogisticRegressionClassifier(LogisticRegressionClassifier):
         return cls(config, execution_context.node_name, model_storage, resource)
 
     def process(self, messages: List[Message]) -> List[Message]:
-        """Messages with nothing to read (empty, blank, emoji or symbols only) get no
+        """Messages with nothing to read (empty, blank, unknown symbols only; the tokenizer reads emoji as words) get no
         intent, so the FallbackClassifier asks the person to rephrase."""
         readable = [m for m in messages if m.get_sparse_features(attribute=TEXT)[1] is not None]
         unreadable = [m for m in messages if m.get_sparse_features(attribute=TEXT)[1] is None]

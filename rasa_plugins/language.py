@@ -8,7 +8,7 @@ models, enough words, never on Spanglish fillers), it
   it in a hand-off and the conversation keeps it;
 - sets the intent to `other_language`, answered in that language (bot/rules/languages.yml),
   unless the classifier confidently found something a person must be able to do in any
-  language (an emergency, a report, a hand-off, erasure): those keep their intent. The
+  language (an emergency, a report, a hand-off, erasure, a number to verify): that keeps its intent. The
   EmergencyGuard after this still raises `emergency` on the danger lexicon.
 
 The classifier also learns `other_language` from a few examples (Rasa's data validation
@@ -121,7 +121,14 @@ class LanguageDetector(GraphComponent):
     @staticmethod
     def get_default_config() -> Dict[str, Any]:
         return {
-            "keep_intents": ["emergency", "report_case", "follow_up_report", "human_handoff", "delete_my_data"],
+            "keep_intents": [
+                "emergency",
+                "report_case",
+                "follow_up_report",
+                "human_handoff",
+                "delete_my_data",
+                "verify_number",
+            ],
             "keep_confidence": 0.6,
         }
 

@@ -1,5 +1,6 @@
 """A whitespace tokenizer that reads phone Spanish: lower case, no accents, no stutter
-("auxiliooo"), SMS abbreviations spelled out (xq, dnd, xfa) and answer emoji as words."""
+("auxiliooo"), SMS abbreviations spelled out (xq, dnd, xfa), laughter as one word, words
+glued by punctuation apart ("saber.que") and answer emoji as words."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from rasa.nlu.tokenizers.tokenizer import Token
 from rasa.nlu.tokenizers.whitespace_tokenizer import WhitespaceTokenizer
 from rasa.shared.nlu.training_data.message import Message
 
-from hotline.text import emoji_words, normalize_token
+from hotline.text import emoji_words, is_emoji_only, normalize_token
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER, is_trainable=False)
@@ -34,6 +35,8 @@ class SmsTokenizer(WhitespaceTokenizer):
         text = message.get(attribute) or ""
         tokens = []
         for token in super().tokenize(message, attribute):
+            if is_emoji_only(token.text):
+                continue  # a message of emoji only comes back whole: its emoji are read below
             for part in normalize_token(token.text).split():
                 tokens.append(Token(part, token.start, token.end, lemma=part))
         end = len(text)

@@ -4,7 +4,7 @@ import pytest
 
 from hotline.countries import find_countries
 from hotline.report_codes import find_codes, normalize_code
-from hotline.text import emoji_words, fold_accents, normalize_token
+from hotline.text import emoji_words, fold_accents, is_emoji_only, normalize_token
 
 
 @pytest.mark.parametrize(
@@ -16,6 +16,16 @@ from hotline.text import emoji_words, fold_accents, normalize_token
         ("DND", "donde"),
         ("Encerráda", "encerrada"),
         ("año", "año"),
+        ("jajaja", "jaja"),
+        ("JSJSJS", "jaja"),
+        ("ajajaj", "jaja"),
+        ("xDDD", "jaja"),
+        ("jaula", "jaula"),  # a word, not a laugh
+        ("hija", "hija"),
+        ("saber.qué", "saber que"),  # voice-to-text glue
+        ("hola,buenas", "hola buenas"),
+        ("trt-7k4m", "trt-7k4m"),  # a report code keeps its dash
+        ("1.500", "1.500"),
     ],
 )
 def test_normalize_token(token: str, normalised: str) -> None:
@@ -24,6 +34,27 @@ def test_normalize_token(token: str, normalised: str) -> None:
 
 def test_emoji_words() -> None:
     assert emoji_words("👍 ok 🙏") == ["si", "gracias"]
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("👍🏻👍🏻", ["si", "si"]),  # skin tones are not words
+        ("🙋\u200d♀️", ["hola"]),  # joined pictures are one
+        ("❤️", ["gracias"]),
+        ("😂🤣", ["jaja", "jaja"]),
+        ("🇭🇳🇲🇽", ["bandera", "bandera"]),
+        ("🔥", ["emoji"]),  # an unknown picture is still read
+        ("+ ... ???", []),
+    ],
+)
+def test_emoji_words_read_every_picture(text: str, words: list[str]) -> None:
+    assert emoji_words(text) == words
+
+
+def test_only_pictures_are_emoji_only() -> None:
+    assert is_emoji_only("👍🏻") and is_emoji_only("🙋\u200d♀️") and is_emoji_only("🇭🇳")
+    assert not is_emoji_only("+") and not is_emoji_only("...") and not is_emoji_only("ok👍")
 
 
 def test_fold_accents_keeps_enye() -> None:
