@@ -122,13 +122,13 @@ def test_another_language_inside_the_report_form_is_answered_kept_and_the_form_g
 ) -> None:
     conversation.say("quiero denunciar")
     asked_more = conversation.say("Obligan a niños a pedir dinero en el parque")
-    english = conversation.say("Sorry, I do not understand the question, my Spanish is not good")
+    english = conversation.say("Excuse me, what does this question mean? I only speak English")
     assert english[0].startswith(OPENING["en"]), english
     assert english[-1] == asked_more[-1]  # the same question again: the form is where it was
     loop = conversation.tracker()["active_loop"]
     assert isinstance(loop, dict) and loop["name"] == "report_form"
     report_what = str(slots(conversation)["report_what"])
-    assert "niños" in report_what and "my Spanish is not good" in report_what  # nothing lost
+    assert "niños" in report_what and "I only speak English" in report_what  # nothing lost
     following = conversation.say("listo")
     assert following[-1] != asked_more[-1]  # Spanish answers go on with the form
     cancelled = conversation.say("cancelar")
