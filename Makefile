@@ -20,7 +20,7 @@ RASA_DOMAIN := build/domain
 CONTENT_FILES := $(shell find content -name '*.yml') domain.yml $(wildcard hotline/*.py)
 TRAIN_INPUTS := $(shell find nlu_data bot -name '*.yml') config.yml $(CONTENT_FILES) $(wildcard rasa_plugins/*.py)
 
-.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit confirmations bench bench-nlu bench-nlu-versions bench-latency bench-reports bench-gateway bench-memory bench-cluster telegram-webhook console-admin clean postgres keys purge chromium docker-compose attack redis haproxy cluster loadtest
+.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit confirmations bench bench-nlu bench-nlu-versions bench-latency bench-reports bench-gateway bench-memory bench-cluster bench-sms telegram-webhook console-admin clean postgres keys purge chromium docker-compose attack redis haproxy cluster loadtest
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -148,7 +148,10 @@ bench-memory: setup $(MODEL) ## Memory of each process under load: deploy/k8s/ r
 bench-cluster: setup $(MODEL) postgres redis haproxy ## What each layer of the cluster costs: bare Rasa to two of each behind HAProxy
 	$(PY) -m bench.cluster
 
-bench: bench-nlu bench-latency bench-reports bench-gateway bench-memory bench-cluster ## All benchmarks (writes bench/RESULTS.md)
+bench-sms: setup ## SMS segments per answer page against main before issue 12 (one segment by default)
+	$(PY) -m bench.sms_pages
+
+bench: bench-nlu bench-latency bench-reports bench-gateway bench-memory bench-cluster bench-sms ## All benchmarks (writes bench/RESULTS.md)
 
 clean: ## Remove build output (keeps environments and models)
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -27,13 +27,17 @@ import yaml
 
 from hotline.content import (
     MAX_SEGMENTS,
+    SMS_BUDGET,
     ContentError,
     Fact,
     Page,
+    SmsBudget,
     check_confirmation_dates,
     load_common,
     load_facts,
+    load_sms_budget,
     load_topic_languages,
+    page_name,
     render_all,
     render_language_pages,
     render_pages,
@@ -45,11 +49,6 @@ from hotline.paths import BUILD, CONTENT, ROOT
 from hotline.sms import sms_segments
 
 RASA_VERSION = "3.1"
-
-
-def page_name(name: str, index: int) -> str:
-    """utter_x, utter_x_more, utter_x_more2, ..."""
-    return name if index == 0 else f"{name}_more" + ("" if index == 1 else str(index))
 
 
 def _variation(page: Page) -> dict[str, Any]:
@@ -127,6 +126,43 @@ def menu_response(menu: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"text": "\n".join(lines)}]
 
 
+def page_segments(responses: dict[str, list[dict[str, Any]]]) -> list[int]:
+    """SMS segments of every page a person can receive: each variation of each response
+    (country variants, MAS pages, the "nothing more" fillers and the menu)."""
+    return [sms_segments(str(variation["text"])) for variations in responses.values() for variation in variations]
+
+
+def one_segment_share(responses: dict[str, list[dict[str, Any]]]) -> float:
+    segments = page_segments(responses)
+    return sum(1 for s in segments if s == 1) / len(segments) if segments else 1.0
+
+
+def _variant(variation: dict[str, Any]) -> str:
+    condition = variation.get("condition")
+    return str(condition[0]["value"]) if condition else "default"
+
+
+def check_allowlist(responses: dict[str, list[dict[str, Any]]], budget: SmsBudget) -> None:
+    """The allowlist names only pages that exist and still need their second segment."""
+    texts = {(name, _variant(v)): str(v["text"]) for name, variations in responses.items() for v in variations}
+    for page, variant in budget.two_segments:
+        text = texts.get((page, variant))
+        if text is None:
+            raise ContentError(f"{SMS_BUDGET.name}: {page} [{variant}] is not a page of the content")
+        if sms_segments(text) == 1:
+            raise ContentError(f"{SMS_BUDGET.name}: {page} [{variant}] fits one segment: remove it from the list")
+
+
+def check_sms_share(responses: dict[str, list[dict[str, Any]]], budget: SmsBudget) -> None:
+    """Most pages fit one SMS; the allowlist must not grow into the rule."""
+    share = one_segment_share(responses)
+    if share < budget.min_one_segment_share:
+        raise ContentError(
+            f"only {share:.0%} of the pages fit one SMS segment "
+            f"(at least {budget.min_one_segment_share:.0%}, {SMS_BUDGET.name}): shorten or split pages"
+        )
+
+
 def menu_response_discreet(menu: dict[str, Any]) -> str:
     """The menu as a watched phone may show it: every option's neutral label."""
     lines = [menu["intro"]]
@@ -136,14 +172,25 @@ def menu_response_discreet(menu: dict[str, Any]) -> str:
 
 
 def discreet_twins(
-    rendered: dict[str, dict[str, list[Page]]], facts: dict[str, Fact], menu: dict[str, Any]
+    rendered: dict[str, dict[str, list[Page]]],
+    facts: dict[str, Fact],
+    menu: dict[str, Any],
+    budget: SmsBudget | None = None,
 ) -> dict[tuple[str, str], str]:
     """(page name, normal text) -> the text a watched phone may show: hand-written in
     content/discreet.yml or the normal text rephrased. Refuses a twin that still holds a
-    sensitive word or grows past the SMS limit."""
+    sensitive word or grows past its page's SMS budget (a person in discreet mode pays the
+    same as anyone)."""
+    budget = load_sms_budget() if budget is None else budget
     twins: dict[tuple[str, str], str] = {}
+    allowed: dict[tuple[str, str], int] = {}
     no_more = load_common()["no_more"]
     languages = load_topic_languages()
+
+    def add(page: str, variant: str, normal: str, twin: str) -> None:
+        twins[(page, normal)] = twin
+        allowed[(page, normal)] = max(allowed.get((page, normal), 0), budget.allowed(page, variant))
+
     for name, variants in rendered.items():
         topic = languages.get(name)
         for variant, pages in variants.items():
@@ -159,26 +206,29 @@ def discreet_twins(
                 [
                     p.text
                     for p in (
-                        render_language_pages(name, variant, override, facts, topic)
+                        render_language_pages(name, variant, override, facts, topic, budget)
                         if topic is not None
-                        else render_pages(name, variant, override, facts)
+                        else render_pages(name, variant, override, facts, budget)
                     )
                 ]
                 if override is not None
                 else [rephrase(p.text) for p in pages]
             )
             for page, text in zip(pages, texts, strict=True):
-                twins[(page_name(name, page.index), page.text)] = text
+                add(page_name(name, page.index), variant, page.text, text)
         depth = max(len(pages) for pages in variants.values())
         for index in range(depth):
-            twins[(page_name(name, index), no_more)] = rephrase(no_more)
-    twins[("utter_menu", menu_response(menu)[0]["text"])] = menu_response_discreet(menu)
-    for (shown, _), text in twins.items():
+            add(page_name(name, index), "default", no_more, rephrase(no_more))
+    add("utter_menu", "default", menu_response(menu)[0]["text"], menu_response_discreet(menu))
+    for key, text in twins.items():
+        shown = key[0]
         found = sensitive_words_in(text)
         if found:
             raise ContentError(f"{shown} in discreet mode still says {', '.join(sorted(set(found)))}: {text!r}")
-        if sms_segments(text) > MAX_SEGMENTS:
-            raise ContentError(f"{shown} in discreet mode needs {sms_segments(text)} SMS segments: {text!r}")
+        if sms_segments(text) > min(allowed[key], MAX_SEGMENTS):
+            raise ContentError(
+                f"{shown} in discreet mode needs {sms_segments(text)} SMS segments (budget {allowed[key]}): {text!r}"
+            )
     return twins
 
 
@@ -239,20 +289,28 @@ def with_discreet_twins(
     return result
 
 
-def build(write: bool = True, confirmations: Path | None = None, today: date | None = None) -> dict[str, Any]:
+def build(
+    write: bool = True, confirmations: Path | None = None, today: date | None = None, budget: SmsBudget | None = None
+) -> dict[str, Any]:
     """Render and check everything. Confirmations come from content/confirmations.yml (or
-    the given file): an unknown fact id or a date after `today` (UTC today) is an error."""
+    the given file): an unknown fact id or a date after `today` (UTC today) is an error.
+    Every page must keep its SMS budget (content/sms_budget.yml, or the given one)."""
+    budget = load_sms_budget() if budget is None else budget
     facts = load_facts(confirmations)
     check_confirmation_dates(facts, today or utc_today())
-    rendered = render_all(facts)
+    rendered = render_all(facts, budget)
     menu = yaml.safe_load((CONTENT / "menu.yml").read_text(encoding="utf-8"))
     responses = build_responses(rendered)
     if "utter_menu" in responses:
         raise ContentError("utter_menu is generated from content/menu.yml; do not write it in topics")
     responses["utter_menu"] = menu_response(menu)
-    if sms_segments(responses["utter_menu"][0]["text"]) > 2:
-        raise ContentError("the menu does not fit in 2 SMS segments")
-    responses = with_discreet_twins(responses, discreet_twins(rendered, facts, menu))
+    menu_segments = sms_segments(responses["utter_menu"][0]["text"])
+    menu_budget = budget.allowed("utter_menu", "default")
+    if menu_segments > menu_budget:
+        raise ContentError(f"the menu needs {menu_segments} SMS segments (budget {menu_budget})")
+    check_allowlist(responses, budget)
+    check_sms_share(responses, budget)  # the normal pages; discreet twins are checked in discreet_twins
+    responses = with_discreet_twins(responses, discreet_twins(rendered, facts, menu, budget))
     rules = menu_rules(menu) + more_rules(rendered) + country_late_rules(menu)
     if write:
         domain_dir, data_dir = BUILD / "domain", BUILD / "data"

@@ -13,6 +13,11 @@ facts show: an untranslated caveat is an error, so a number never loses its warn
 pages show no phone confirmation note (it is Spanish); a caveat the call answered still shows.
 Any other {name} is left for Rasa to fill at run time (for example {reasons}).
 
+Every page must fit its SMS budget (content/sms_budget.yml): one segment, or two for the
+pages listed there with a reason; the MAS invitation counts in the page's length. The
+emergency answer has its own rule (check_emergency); the share of one-segment pages is
+checked by hotline/build.py over every page the built responses can send.
+
 Staff confirmations by phone reach the content only through content/confirmations.yml
 (written by `make confirmations` from the console's database, committed and reviewed like
 any content change; the build never reads a database). A fact's effective check date is the
@@ -39,12 +44,14 @@ from hotline.countries import country_names
 from hotline.paths import CONTENT
 from hotline.sms import sms_segments
 
-MAX_SEGMENTS = 2
+MAX_SEGMENTS = 2  # no page ever takes more (content/sms_budget.yml allows 2, never 3)
+DEFAULT_SEGMENTS = 1  # every page's budget unless content/sms_budget.yml lists it
 SHOWABLE = {"verified", "secondary"}
 ALL_COUNTRIES = "all_countries"
 _PLACEHOLDER = re.compile(r"\{(fact|ref):([a-z0-9_.]+)\}")
 _COUNTRY = re.compile(r"\{country\}")
 CONFIRMATIONS = CONTENT / "confirmations.yml"
+SMS_BUDGET = CONTENT / "sms_budget.yml"
 CONFIRMATIONS_HEADER = """\
 # Staff confirmations by phone carried into the assistant's content: per fact id of
 # content/facts.yml, the latest day staff called the number and it answered (confirmed_on),
@@ -153,6 +160,31 @@ class Page:
     text: str
     facts: list[str] = field(default_factory=list)
     confirmed: list[str] = field(default_factory=list)  # facts shown with their phone confirmation
+
+
+@dataclass(frozen=True)
+class SmsBudget:
+    """content/sms_budget.yml: one SMS segment per page unless a page is listed, with why.
+
+    A person on a prepaid phone pays per segment and reads a short message more easily, so
+    the build refuses a page past its budget, a list whose one-segment share falls below
+    `min_one_segment_share`, and an emergency answer that breaks its own rule (see
+    check_emergency)."""
+
+    min_one_segment_share: float
+    two_segments: dict[tuple[str, str], str]  # (page name, variant) -> why it needs two
+    emergency_response: str
+    emergency_numbers: dict[str, str]  # country code -> the fact its first message must show
+    asks_country_es: str  # what the region's emergency answer asks, word for word
+
+    def allowed(self, page: str, variant: str) -> int:
+        """Segments this page may take."""
+        return MAX_SEGMENTS if (page, variant) in self.two_segments else DEFAULT_SEGMENTS
+
+
+def page_name(name: str, index: int) -> str:
+    """utter_x, utter_x_more, utter_x_more2, ... (the Rasa response of each page)."""
+    return name if index == 0 else f"{name}_more" + ("" if index == 1 else str(index))
 
 
 def _read_yaml(path: Path) -> Any:
@@ -287,6 +319,39 @@ def check_confirmation_dates(facts: dict[str, Fact], today: date) -> None:
         raise ContentError(f"confirmations.yml has dates after today ({today.isoformat()}): {', '.join(future)}")
 
 
+def read_sms_budget(path: Path = SMS_BUDGET) -> SmsBudget:
+    """The budget file, checked for shape (its pages are checked against the content in
+    check_budget)."""
+    data = _read_yaml(path)
+    if not isinstance(data, dict) or data.get("version") != 1:
+        raise ContentError(f"{path.name}: expected a mapping with version: 1")
+    share = data.get("min_one_segment_share")
+    if not isinstance(share, (int, float)) or not 0 < share <= 1:
+        raise ContentError(f"{path.name}: min_one_segment_share must be a share between 0 and 1")
+    two: dict[tuple[str, str], str] = {}
+    for page, variants in (data.get("two_segments") or {}).items():
+        for variant, why in (variants or {}).items():
+            if not isinstance(why, str) or not why.strip():
+                raise ContentError(f"{path.name}: {page} [{variant}] needs a reason for its second segment")
+            two[(str(page), str(variant))] = why
+    emergency = data.get("emergency") or {}
+    numbers = emergency.get("numbers")
+    if not isinstance(numbers, dict) or not emergency.get("response") or not emergency.get("asks_country_es"):
+        raise ContentError(f"{path.name}: emergency needs response, asks_country_es and numbers")
+    return SmsBudget(
+        min_one_segment_share=float(share),
+        two_segments=two,
+        emergency_response=str(emergency["response"]),
+        emergency_numbers={str(code): str(fact_id) for code, fact_id in numbers.items()},
+        asks_country_es=str(emergency["asks_country_es"]),
+    )
+
+
+@lru_cache(maxsize=1)
+def load_sms_budget() -> SmsBudget:
+    return read_sms_budget(SMS_BUDGET)
+
+
 @lru_cache(maxsize=1)
 def load_common() -> dict[str, str]:
     return dict(_read_yaml(CONTENT / "common.yml")["strings"])
@@ -357,29 +422,38 @@ def render_template(
 
 
 def render_pages(
-    name: str, variant: str, templates: list[str], facts: dict[str, Fact] | None = None, confirmed: bool = True
+    name: str,
+    variant: str,
+    templates: list[str],
+    facts: dict[str, Fact] | None = None,
+    budget: SmsBudget | None = None,
+    confirmed: bool = True,
 ) -> list[Page]:
-    """Render one variant's pages, adding the MAS invitation to all but the last. A page
-    that the phone confirmation notes would push past the SMS limit is shown without them
-    (`confirmed` False: never with them)."""
+    """Render one variant's pages, adding the MAS invitation to all but the last. Each page
+    must fit its SMS budget (one segment unless content/sms_budget.yml allows two); a page that
+    the phone confirmation notes would push past it is shown without them (`confirmed` False:
+    never with them)."""
+    budget = load_sms_budget() if budget is None else budget
     country = None if variant == "default" else variant
     if country is not None and country not in country_names():
         raise ContentError(f"{name}: unknown variant {variant}")
     pages = []
     for index, template in enumerate(templates):
+        allowed = budget.allowed(page_name(name, index), variant)
         suffix = f"\n{load_common()['more_suffix']}" if index < len(templates) - 1 else ""
         noted: list[str] = []
         text, used = render_template(template, country, facts, confirmed=confirmed, shown_confirmed=noted)
         text += suffix
-        if noted and sms_segments(text) > MAX_SEGMENTS:
+        if noted and sms_segments(text) > allowed:
             noted = []
             text, used = render_template(template, country, facts, confirmed=False)
             text += suffix
         segments = sms_segments(text)
-        if segments > MAX_SEGMENTS:
+        if segments > allowed:
+            why = "" if allowed == MAX_SEGMENTS else f"; only pages listed in {SMS_BUDGET.name} may take {MAX_SEGMENTS}"
             raise ContentError(
-                f"{name} [{variant}] page {index + 1} needs {segments} SMS segments "
-                f"(max {MAX_SEGMENTS}): {len(text)} characters"
+                f"{page_name(name, index)} [{variant}] needs {segments} SMS segments "
+                f"(budget {allowed}{why}): {len(text)} characters"
             )
         pages.append(Page(name, variant, index, text, used, noted))
     return pages
@@ -432,12 +506,17 @@ _UNTRANSLATED = "<<untranslated caveat>>"
 
 
 def render_language_pages(
-    name: str, variant: str, templates: list[str], facts: dict[str, Fact], topic: TopicLanguage
+    name: str,
+    variant: str,
+    templates: list[str],
+    facts: dict[str, Fact],
+    topic: TopicLanguage,
+    budget: SmsBudget | None = None,
 ) -> list[Page]:
     """One variant of a response in another language: its caveats translated (refused when
     a caveat has no translation), no Spanish confirmation note."""
     local = translated_facts(facts, topic)
-    pages = render_pages(name, variant, templates, local, confirmed=False)
+    pages = render_pages(name, variant, templates, local, budget, confirmed=False)
     for page in pages:
         if _UNTRANSLATED in page.text:
             missing = sorted({facts[f].caveat_es or "" for f in page.facts if local[f].caveat_es == _UNTRANSLATED})
@@ -446,21 +525,64 @@ def render_language_pages(
 
 
 def _render_in_language(
-    name: str, variants: dict[str, list[str]], facts: dict[str, Fact], topic: TopicLanguage
+    name: str,
+    variants: dict[str, list[str]],
+    facts: dict[str, Fact],
+    topic: TopicLanguage,
+    budget: SmsBudget | None = None,
 ) -> dict[str, list[Page]]:
-    return {variant: render_language_pages(name, variant, pages, facts, topic) for variant, pages in variants.items()}
-
-
-def render_all(facts: dict[str, Fact] | None = None) -> dict[str, dict[str, list[Page]]]:
-    """Every response, every variant, every page, checked (with content/confirmations.yml
-    unless other facts are given: see load_facts)."""
-    facts = load_facts() if facts is None else facts
-    languages = load_topic_languages()
     return {
+        variant: render_language_pages(name, variant, pages, facts, topic, budget)
+        for variant, pages in variants.items()
+    }
+
+
+def check_emergency(rendered: dict[str, dict[str, list[Page]]], budget: SmsBudget, facts: dict[str, Fact]) -> None:
+    """Someone in danger reads the first message only: for a known country it is one segment
+    that shows the country's emergency number (with its caveat, as {fact:ID} shows it);
+    before the country is known it asks for it in the same message, within two segments.
+    One page per variant (the offer to report follows at once, there is no MAS)."""
+    name = budget.emergency_response
+    variants = rendered.get(name)
+    if not variants or "default" not in variants:
+        raise ContentError(f"{name}: the emergency answer has no default variant")
+    for variant, pages in variants.items():
+        if len(pages) != 1:
+            raise ContentError(f"{name} [{variant}] must be one page (the offer to report follows at once)")
+        text, segments = pages[0].text, sms_segments(pages[0].text)
+        if variant == "default":
+            if budget.asks_country_es not in text or segments > MAX_SEGMENTS:
+                raise ContentError(
+                    f"{name} [default] must ask {budget.asks_country_es!r} within {MAX_SEGMENTS} segments"
+                )
+            continue
+        if segments != 1:
+            raise ContentError(f"{name} [{variant}] needs {segments} SMS segments: a known country's must fit one")
+        fact_id = budget.emergency_numbers.get(variant)
+        fact = facts.get(fact_id) if fact_id else None
+        shown = fact is not None and fact.value and any(fact.shown_as(note) in text for note in (True, False))
+        if not shown or fact_id not in pages[0].facts:
+            raise ContentError(f"{name} [{variant}] must show the country's emergency number ({fact_id})")
+    missing = sorted(set(country_names()) - set(variants))
+    if missing:
+        raise ContentError(f"{name} has no variant for {', '.join(missing)}")
+
+
+def render_all(
+    facts: dict[str, Fact] | None = None, budget: SmsBudget | None = None
+) -> dict[str, dict[str, list[Page]]]:
+    """Every response, every variant, every page, checked against its SMS budget (with
+    content/confirmations.yml unless other facts are given: see load_facts)."""
+    facts = load_facts() if facts is None else facts
+    budget = load_sms_budget() if budget is None else budget
+    languages = load_topic_languages()
+    rendered = {
         name: (
-            _render_in_language(name, variants, facts, languages[name])
+            _render_in_language(name, variants, facts, languages[name], budget)
             if name in languages
-            else {variant: render_pages(name, variant, pages, facts) for variant, pages in variants.items()}
+            else {variant: render_pages(name, variant, pages, facts, budget) for variant, pages in variants.items()}
         )
         for name, variants in load_topics().items()
     }
+    check_emergency(rendered, budget, facts)
+    return rendered

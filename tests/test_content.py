@@ -1,4 +1,6 @@
-"""Content: every answer renders, fits 2 SMS, and shows only sourced, showable facts."""
+"""Content: every answer renders, fits its SMS budget, and shows only sourced, showable facts.
+The budget itself (one segment unless listed, the emergency rule, the share) is tested in
+tests/test_sms_budget.py."""
 
 from __future__ import annotations
 
@@ -9,7 +11,17 @@ import pytest
 import yaml
 
 from hotline.build import build
-from hotline.content import SHOWABLE, ContentError, Fact, load_facts, load_topics, render_all, render_template
+from hotline.content import (
+    SHOWABLE,
+    ContentError,
+    Fact,
+    load_facts,
+    load_sms_budget,
+    load_topics,
+    page_name,
+    render_all,
+    render_template,
+)
 from hotline.countries import country_names
 from hotline.paths import CONTENT, ROOT
 from hotline.sms import sms_segments
@@ -41,11 +53,15 @@ def test_facts_have_sources_dates_and_confidence() -> None:
             assert "source_date" in raw, fact.id
 
 
-def test_every_page_fits_two_sms_segments() -> None:
-    pages = all_pages()
+def test_every_page_fits_its_sms_budget() -> None:
+    """One segment, or two for the pages content/sms_budget.yml lists; never three."""
+    pages, budget = all_pages(), load_sms_budget()
     assert len(pages) > 40
-    too_long = [(n, v, i, sms_segments(t)) for n, v, i, t, _ in pages if sms_segments(t) > 2]
+    too_long = [
+        (n, v, i, sms_segments(t)) for n, v, i, t, _ in pages if sms_segments(t) > budget.allowed(page_name(n, i), v)
+    ]
     assert too_long == []
+    assert max(sms_segments(t) for *_, t, _ in pages) == 2  # the listed pages use their second segment
 
 
 def notes(fact: Fact) -> list[str]:
@@ -154,6 +170,9 @@ def test_job_checklist_reasons_are_sourced_and_fit() -> None:
     for level in ("high", "medium", "low"):
         template = render_all()[f"utter_job_risk_{level}"]["default"][0].text
         assert sms_segments(template.replace("{reasons}", all_reasons)) <= 2, level
+        for item in checklist["questions"].values():  # medium has one reason; high usually few
+            if level != "low" and (level == "high" or not item["grave"]):
+                assert sms_segments(template.replace("{reasons}", item["reason"])) == 1, (level, item["reason"])
 
 
 def test_content_files_are_only_yaml_with_a_version() -> None:

@@ -24,8 +24,8 @@ from tests.test_language import FIXTURE, contract_examples
 pytestmark = pytest.mark.rasa
 
 SPANGLISH = [t for group in ("spanglish", "sms", "regional", "one_word") for t in FIXTURE["spanish"][group]]
-# Each answer opens with what the line is, in its language.
-OPENING = {"en": "Free", "pt": "Linha gratuita", "fr": "Ligne gratuite", "ht": "Liy gratis"}
+# Each answer says, in its language, that the line answers in Spanish.
+SPANISH_IN = {"en": "in Spanish", "pt": "em espanhol", "fr": "en espagnol", "ht": "an panyòl"}
 
 
 def fact(fact_id: str) -> str:
@@ -73,20 +73,20 @@ def test_each_language_gets_the_answer_in_it_then_the_country_numbers(
 ) -> None:
     conversation = Conversation(client, stack, f"language-{language}-{secrets.token_hex(8)}")  # no country yet
     first = conversation.say(text)
-    assert len(first) == 1 and first[0].startswith(OPENING[language]), first
+    assert len(first) == 1 and SPANISH_IN[language] in first[0], first
     for fact_id in ("mx.emergency", "gt.police", "ni.police_emergency", "pa.police"):  # the region's short list
         assert fact(fact_id) in first[0], (fact_id, first)
     assert "PERSONA" in first[0] and sms_segments(first[0]) <= 2
     assert slots(conversation)["language"] == language
     localized = conversation.say("honduras")  # the country alone, as asked: the answer again, for Honduras
-    assert localized[0].startswith(OPENING[language]), localized
+    assert SPANISH_IN[language] in localized[0], localized
     assert fact("hn.trafficking_145") in localized[0] and fact("gt.police") not in localized[0]
 
 
 def test_a_known_country_gives_its_numbers_at_once(conversation: Conversation) -> None:
     conversation.say("estoy en mexico")
     replies = conversation.say("Preciso de ajuda, estou em Tapachula com minha família")
-    assert replies[0].startswith(OPENING["pt"]) and fact("mx.trafficking_hotline") in replies[0], replies
+    assert SPANISH_IN["pt"] in replies[0] and fact("mx.trafficking_hotline") in replies[0], replies
 
 
 def test_spanish_edge_cases_and_the_contract_stay_spanish(client: httpx.Client, stack: Stack) -> None:
@@ -107,7 +107,7 @@ def test_spanish_after_another_language_is_answered_in_spanish_and_a_switch_foll
     menu = conversation.say("menu")
     assert all(f"\n{n} " in menu[0] for n in range(1, 10))
     french = conversation.say("Excusez-moi, je ne comprends pas, vous parlez français?")
-    assert french[0].startswith(OPENING["fr"]), french
+    assert SPANISH_IN["fr"] in french[0], french
     assert slots(conversation)["language"] == "fr"
 
 
@@ -123,7 +123,7 @@ def test_another_language_inside_the_report_form_is_answered_kept_and_the_form_g
     conversation.say("quiero denunciar")
     asked_more = conversation.say("Obligan a niños a pedir dinero en el parque")
     english = conversation.say("Excuse me, what does this question mean? I only speak English")
-    assert english[0].startswith(OPENING["en"]), english
+    assert SPANISH_IN["en"] in english[0], english
     assert english[-1] == asked_more[-1]  # the same question again: the form is where it was
     loop = conversation.tracker()["active_loop"]
     assert isinstance(loop, dict) and loop["name"] == "report_form"
@@ -149,7 +149,7 @@ def test_by_sms_in_creole_then_persona_staff_see_the_language(
 ) -> None:
     phone = new_phone()
     first = twiml_messages(twilio_post(client, stack, "sms", sms_form(phone, "mwen bezwen èd tanpri")))
-    assert first[0].startswith(OPENING["ht"]) and "panyòl" in first[0], first  # è and ò are GSM-7: kept
+    assert SPANISH_IN["ht"] in first[0] and "panyòl" in first[0], first  # è and ò are GSM-7: kept
     assert all(sms_segments(m) <= 2 for m in first)
     twiml_messages(twilio_post(client, stack, "sms", sms_form(phone, "PERSONA")))
     handoff = waiting_handoff(engine, pseudonym(stack, "sms", phone))
