@@ -17,7 +17,7 @@ from actions.metadata import trusted_metadata
 from actions.report import usable_reply_to
 from reports.db import transaction
 from reports.handoffs import request_handoff
-from reports.models import utcnow
+from reports.models import HANDOFF_LANGUAGES, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +28,17 @@ def reason_of(tracker: Tracker) -> str:
     return "asked" if intent == "human_handoff" else "fallback"
 
 
-def put_on_list(conversation_id: str, channel: str | None, reason: str, reply_to: str | None) -> None:
+def language_of(tracker: Tracker) -> str | None:
+    """The other language the person wrote (the `language` slot), for staff; None: Spanish."""
+    language = tracker.get_slot("language")
+    return language if language in HANDOFF_LANGUAGES else None
+
+
+def put_on_list(
+    conversation_id: str, channel: str | None, reason: str, reply_to: str | None, language: str | None = None
+) -> None:
     with transaction(engine()) as session:
-        request_handoff(session, conversation_id, channel, reason, reply_to, utcnow())
+        request_handoff(session, conversation_id, channel, reason, reply_to, utcnow(), language)
 
 
 class ActionRequestHandoff(Action):
@@ -43,10 +51,15 @@ class ActionRequestHandoff(Action):
         reason = reason_of(tracker)
         try:
             await asyncio.to_thread(
-                put_on_list, tracker.sender_id, channel, reason, usable_reply_to(metadata.get("reply_to"))
+                put_on_list,
+                tracker.sender_id,
+                channel,
+                reason,
+                usable_reply_to(metadata.get("reply_to")),
+                language_of(tracker),
             )
         except Exception:
             logger.exception("hand-off request not stored")  # the answer already gave the national lines
             return []
-        logger.info("hand-off requested reason=%s channel=%s", reason, channel)
+        logger.info("hand-off requested reason=%s channel=%s language=%s", reason, channel, language_of(tracker))
         return []

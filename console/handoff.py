@@ -72,6 +72,7 @@ class Row:
     holder_id: int | None
     danger: bool
     can_reply: bool
+    language: str | None  # the other language the person wrote (en, pt, fr, ht), None: Spanish
 
 
 def _rows(session: Session, query: Any) -> list[Row]:
@@ -92,6 +93,7 @@ def _rows(session: Session, query: Any) -> list[Row]:
             holder_id=h.staff_id,
             danger=h.id in danger,
             can_reply=h.reply_sealed is not None,
+            language=h.language,
         )
         for h in session.scalars(query)
     ]

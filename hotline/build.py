@@ -36,8 +36,10 @@ from hotline.content import (
     load_common,
     load_facts,
     load_sms_budget,
+    load_topic_languages,
     page_name,
     render_all,
+    render_language_pages,
     render_pages,
     utc_today,
 )
@@ -183,18 +185,32 @@ def discreet_twins(
     twins: dict[tuple[str, str], str] = {}
     allowed: dict[tuple[str, str], int] = {}
     no_more = load_common()["no_more"]
+    languages = load_topic_languages()
 
     def add(page: str, variant: str, normal: str, twin: str) -> None:
         twins[(page, normal)] = twin
         allowed[(page, normal)] = max(allowed.get((page, normal), 0), budget.allowed(page, variant))
 
     for name, variants in rendered.items():
+        topic = languages.get(name)
         for variant, pages in variants.items():
-            override = discreet_override(name, variant)
+            if topic is not None:  # another language: its own twins (the Spanish replacements do not apply)
+                override = topic.discreet.get(name, {}).get(variant)
+                if override is None:
+                    raise ContentError(f"{name} [{variant}] has no discreet twin in its language file")
+            else:
+                override = discreet_override(name, variant)
             if override is not None and len(override) != len(pages):
                 raise ContentError(f"discreet.yml: {name} [{variant}] must have {len(pages)} page(s)")
             texts = (
-                [p.text for p in render_pages(name, variant, override, facts, budget)]
+                [
+                    p.text
+                    for p in (
+                        render_language_pages(name, variant, override, facts, topic, budget)
+                        if topic is not None
+                        else render_pages(name, variant, override, facts, budget)
+                    )
+                ]
                 if override is not None
                 else [rephrase(p.text) for p in pages]
             )

@@ -7,6 +7,10 @@ Texts name facts only through placeholders, so every number keeps its source:
   {ref:ID}   nothing shown; declares that the sentence states the legal fact ID
   {country}  the variant's country name
 The variant `all_countries` is copied to every country that has no variant of its own.
+A topic file in another language (`language: en`, for messages in English, Portuguese,
+French or Haitian Creole) carries `caveats`, its translation of every Spanish caveat its
+facts show: an untranslated caveat is an error, so a number never loses its warning. Those
+pages show no phone confirmation note (it is Spanish); a caveat the call answered still shows.
 Any other {name} is left for Rasa to fill at run time (for example {reasons}).
 
 Every page must fit its SMS budget (content/sms_budget.yml): one segment, or two for the
@@ -423,10 +427,12 @@ def render_pages(
     templates: list[str],
     facts: dict[str, Fact] | None = None,
     budget: SmsBudget | None = None,
+    confirmed: bool = True,
 ) -> list[Page]:
     """Render one variant's pages, adding the MAS invitation to all but the last. Each page
     must fit its SMS budget (one segment unless content/sms_budget.yml allows two); a page that
-    the phone confirmation notes would push past it is shown without them."""
+    the phone confirmation notes would push past it is shown without them (`confirmed` False:
+    never with them)."""
     budget = load_sms_budget() if budget is None else budget
     country = None if variant == "default" else variant
     if country is not None and country not in country_names():
@@ -436,7 +442,7 @@ def render_pages(
         allowed = budget.allowed(page_name(name, index), variant)
         suffix = f"\n{load_common()['more_suffix']}" if index < len(templates) - 1 else ""
         noted: list[str] = []
-        text, used = render_template(template, country, facts, shown_confirmed=noted)
+        text, used = render_template(template, country, facts, confirmed=confirmed, shown_confirmed=noted)
         text += suffix
         if noted and sms_segments(text) > allowed:
             noted = []
@@ -451,6 +457,84 @@ def render_pages(
             )
         pages.append(Page(name, variant, index, text, used, noted))
     return pages
+
+
+@dataclass(frozen=True)
+class TopicLanguage:
+    """A topic file's language and, when not Spanish, its translation of the caveats."""
+
+    language: str
+    caveats: dict[str, str]
+    discreet: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # twins for discreet mode
+
+
+def load_topic_languages() -> dict[str, TopicLanguage]:
+    """response name -> its file's language, for the responses not in Spanish."""
+    found: dict[str, TopicLanguage] = {}
+    for path in sorted((CONTENT / "topics").glob("*.yml")):
+        data = _read_yaml(path) or {}
+        language = str(data.get("language") or "es")
+        if language == "es":
+            continue
+        caveats = data.get("caveats") or {}
+        if not isinstance(caveats, dict) or not all(isinstance(v, str) and v for v in caveats.values()):
+            raise ContentError(f"{path.name}: caveats must map each Spanish caveat to its translation")
+        discreet = {
+            str(name): {str(v): [pages] if isinstance(pages, str) else list(pages) for v, pages in variants.items()}
+            for name, variants in (data.get("discreet") or {}).items()
+        }
+        topic = TopicLanguage(language, {str(k): v for k, v in caveats.items()}, discreet)
+        found.update({str(name): topic for name in data.get("responses") or {}})
+    return found
+
+
+def translated_facts(facts: dict[str, Fact], topic: TopicLanguage) -> dict[str, Fact]:
+    """The facts with their caveats in the topic's language and no Spanish confirmation note;
+    a caveat without translation is marked so that showing it fails (see render_all)."""
+    return {
+        fact_id: replace(
+            fact,
+            caveat_es=topic.caveats.get(fact.caveat_es, _UNTRANSLATED) if fact.caveat_es else None,
+            confirmed_es=None,
+            confirmed_replaces_caveat=False,
+        )
+        for fact_id, fact in facts.items()
+    }
+
+
+_UNTRANSLATED = "<<untranslated caveat>>"
+
+
+def render_language_pages(
+    name: str,
+    variant: str,
+    templates: list[str],
+    facts: dict[str, Fact],
+    topic: TopicLanguage,
+    budget: SmsBudget | None = None,
+) -> list[Page]:
+    """One variant of a response in another language: its caveats translated (refused when
+    a caveat has no translation), no Spanish confirmation note."""
+    local = translated_facts(facts, topic)
+    pages = render_pages(name, variant, templates, local, budget, confirmed=False)
+    for page in pages:
+        if _UNTRANSLATED in page.text:
+            missing = sorted({facts[f].caveat_es or "" for f in page.facts if local[f].caveat_es == _UNTRANSLATED})
+            raise ContentError(f"{name} [{variant}]: no {topic.language} translation of the caveats {missing}")
+    return pages
+
+
+def _render_in_language(
+    name: str,
+    variants: dict[str, list[str]],
+    facts: dict[str, Fact],
+    topic: TopicLanguage,
+    budget: SmsBudget | None = None,
+) -> dict[str, list[Page]]:
+    return {
+        variant: render_language_pages(name, variant, pages, facts, topic, budget)
+        for variant, pages in variants.items()
+    }
 
 
 def check_emergency(rendered: dict[str, dict[str, list[Page]]], budget: SmsBudget, facts: dict[str, Fact]) -> None:
@@ -491,8 +575,13 @@ def render_all(
     content/confirmations.yml unless other facts are given: see load_facts)."""
     facts = load_facts() if facts is None else facts
     budget = load_sms_budget() if budget is None else budget
+    languages = load_topic_languages()
     rendered = {
-        name: {variant: render_pages(name, variant, pages, facts, budget) for variant, pages in variants.items()}
+        name: (
+            _render_in_language(name, variants, facts, languages[name], budget)
+            if name in languages
+            else {variant: render_pages(name, variant, pages, facts, budget) for variant, pages in variants.items()}
+        )
         for name, variants in load_topics().items()
     }
     check_emergency(rendered, budget, facts)

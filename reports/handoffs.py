@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from reports import crypto
 from reports.keys import Keys
-from reports.models import HANDOFF_CLOSE_REASONS, HANDOFF_REASONS, Handoff, HandoffMessage
+from reports.models import HANDOFF_CLOSE_REASONS, HANDOFF_LANGUAGES, HANDOFF_REASONS, Handoff, HandoffMessage
 
 MAX_MESSAGE_CHARS = 1600  # what staff may write in one message: Twilio's limit (Telegram's is 4096)
 MAX_INBOUND_CHARS = 10_000  # what is kept of one message from the person (channels cap it lower)
@@ -51,12 +51,22 @@ def open_handoff(session: Session, conversation_id: str) -> Handoff | None:
 
 
 def request_handoff(
-    session: Session, conversation_id: str, channel: str | None, reason: str, reply_to: str | None, now: datetime
+    session: Session,
+    conversation_id: str,
+    channel: str | None,
+    reason: str,
+    reply_to: str | None,
+    now: datetime,
+    language: str | None = None,
 ) -> Handoff:
     """A new waiting hand-off, or the open one refreshed with the latest reply address.
-    `reply_to` is the channel edge's sealed contact (staff key), or None outside a channel."""
+    `reply_to` is the channel edge's sealed contact (staff key), or None outside a channel.
+    `language` is the other language the person wrote (en, pt, fr, ht), so that staff know
+    before answering; None when only Spanish."""
     if reason not in HANDOFF_REASONS:
         raise ValueError(f"unknown hand-off reason {reason!r}")
+    if language is not None and language not in HANDOFF_LANGUAGES:
+        raise ValueError(f"unknown language {language!r}")
     sealed = crypto.contact_blob(reply_to) if reply_to else None
     current = open_handoff(session, conversation_id)
     if current is not None:
@@ -64,6 +74,8 @@ def request_handoff(
             current.reply_sealed = sealed
         if reason == "asked":
             current.reason = "asked"  # a person asking outranks the bot failing
+        if language is not None:
+            current.language = language
         return current
     handoff = Handoff(
         conversation_id=conversation_id,
@@ -73,6 +85,7 @@ def request_handoff(
         reply_sealed=sealed,
         requested_at=now,
         person_told=True,
+        language=language,
     )
     try:
         with session.begin_nested():

@@ -409,6 +409,7 @@ class FactConfirmation(Base):
 HANDOFF_STATES = ("waiting", "live", "closed")
 HANDOFF_REASONS = ("asked", "fallback")
 HANDOFF_CLOSE_REASONS = ("returned", "idle", "expired", "erased")
+HANDOFF_LANGUAGES = ("en", "pt", "fr", "ht")  # the other languages the assistant recognises (domain.yml)
 
 
 class Handoff(Base):
@@ -439,6 +440,7 @@ class Handoff(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     close_reason: Mapped[str | None] = mapped_column(String(20))
     person_told: Mapped[bool] = mapped_column(Boolean, default=True)  # false: tell at their next message
+    language: Mapped[str | None] = mapped_column(String(5))  # en/pt/fr/ht when the person wrote one (issue 12)
 
 
 class HandoffMessage(Base):
