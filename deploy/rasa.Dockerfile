@@ -23,7 +23,7 @@ RUN pip install -r requirements/rasa.txt
 COPY rasa_plugins/ rasa_plugins/
 COPY hotline/ hotline/
 COPY content/countries.yml content/countries.yml
-COPY nlu_data/country_lookup.yml nlu_data/danger_lexicon.yml nlu_data/
+COPY nlu_data/country_lookup.yml nlu_data/danger_lexicon.yml nlu_data/verify.yml nlu_data/
 COPY credentials.yml credentials.yml
 COPY deploy/rasa/endpoints.yml deploy/rasa/endpoints.yml
 COPY models/hotline.tar.gz models/hotline.tar.gz
