@@ -20,7 +20,7 @@ RASA_DOMAIN := build/domain
 CONTENT_FILES := $(shell find content -name '*.yml') domain.yml $(wildcard hotline/*.py)
 TRAIN_INPUTS := $(shell find nlu_data bot -name '*.yml') config.yml $(CONTENT_FILES) $(wildcard rasa_plugins/*.py)
 
-.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit confirmations bench bench-nlu bench-nlu-versions bench-latency bench-reports bench-gateway bench-memory bench-cluster bench-sms telegram-webhook console-admin clean postgres keys purge chromium docker-compose attack redis haproxy cluster loadtest
+.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit confirmations bench bench-nlu bench-nlu-versions bench-latency bench-reports bench-gateway bench-memory bench-cluster bench-sms telegram-webhook console-admin clean postgres keys public-figures purge chromium docker-compose attack redis haproxy cluster loadtest
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -94,6 +94,9 @@ keys: $(APP_VENV)/.installed ## Create the report keyring in keys/ (HOTLINE_KEYS
 
 attack: $(APP_VENV)/.installed ## Try issue 10's attacks against a running `make run` (other terminal); prints refused/answered
 	$(PY) -m scripts.attack
+
+public-figures: $(APP_VENV)/.installed ## Write the public figures page (public/cifras/index.html; docs/public-figures.md)
+	$(PY) -m reports.public_figures
 
 purge: $(APP_VENV)/.installed ## Delete closed reports and conversations past their retention period
 	$(PY) -m reports.jobs purge

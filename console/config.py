@@ -29,6 +29,7 @@ class ConsoleSettings:
     port: int = 8100
     gateway_url: str = "http://127.0.0.1:8000"  # HOTLINE_GATEWAY_URL: the gateway's relay (channels/relay.py)
     relay_key: str | None = field(default=None, repr=False)  # base64, else keys_dir/relay.key
+    public_url: str = "/cifras/"  # HOTLINE_PUBLIC_URL: the public figures page (reports/public_figures.py)
     clock: Callable[[], datetime] = field(default=utcnow, repr=False, compare=False)
     # The keyring and database settings read with these (reports/config.py), so nothing
     # rebuilds an environment to load a key; None for settings made in code (tests).
@@ -63,5 +64,6 @@ def load_console_settings(env: Mapping[str, str] = os.environ) -> ConsoleSetting
         port=_int(env, "HOTLINE_CONSOLE_PORT", 8100),
         gateway_url=(_text(env, "HOTLINE_GATEWAY_URL") or "http://127.0.0.1:8000").rstrip("/"),
         relay_key=base.relay_key,
+        public_url=_text(env, "HOTLINE_PUBLIC_URL") or "/cifras/",
         reports=base,
     )

@@ -180,6 +180,7 @@ async def stats_page(request: Request, account: StaffAccount) -> Response:
         "stats": stats,
         "charts": charts(stats),
         "labels": console_labels()["stats"],
+        "public_url": console.settings.public_url,
     }
     return console.render(request, "stats.html", account=account, **context)
 

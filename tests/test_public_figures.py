@@ -26,6 +26,8 @@ from reports.models import AuditEntry
 from reports.service import ReportDraft, file_report
 from reports.suppression import Equation, Key, determined, primary, protect
 from tests.db_fixtures import Keyring
+from tests.test_console_cases import signed_in
+from tests.test_console_web import serve
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 SECRET_TEXT = "Tienen a Rosa encerrada en la bodega de la calle 5"
@@ -226,5 +228,15 @@ def test_the_export_command_refuses_with_a_message(
     monkeypatch.setenv("HOTLINE_DATABASE_URL", database_url)
     assert research_export.main(["--desde", "2026-11", "--hasta", "2026-11"]) == 2
     captured = capsys.readouterr()
-    assert captured.out == "" and "Exportación rechazada" in captured.err and "mínimo de\n11" not in captured.err
+    assert captured.out == "" and "Exportación rechazada" in captured.err
     assert "menos que el mínimo de 11" in captured.err
+
+
+def test_the_console_statistics_link_to_the_public_page(tmp_path: Path) -> None:
+    with (
+        serve(tmp_path, public_url="https://linea.example.org/cifras/") as console,
+        signed_in(console, "sara", "supervisor") as client,
+    ):
+        page = client.get("/estadisticas")
+    assert page.status_code == 200
+    assert '<a id="public-figures" href="https://linea.example.org/cifras/">Página pública de cifras</a>' in page.text
