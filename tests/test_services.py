@@ -70,6 +70,7 @@ def test_the_real_file_covers_the_route() -> None:
         ("MX", "Ciudad Juárez"),
         ("MX", "Reynosa"),
         ("MX", "Nuevo Laredo"),
+        ("MX", "Matamoros"),
         ("GT", "Ciudad de Guatemala"),
         ("SV", "San Salvador"),
         ("HN", "San Pedro Sula"),
