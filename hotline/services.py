@@ -217,9 +217,32 @@ def parse_services(data: Any, countries: set[str] | None = None) -> dict[str, Se
     return services
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key twice in one mapping: plain YAML keeps the last one, so a
+    lost "- id:" line would silently merge two services into one."""
+
+
+def _strict_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ServicesError(f"line {key_node.start_mark.line + 1}: key {key!r} twice in one entry")
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_mapping)
+
+
+def read_yaml(text: str) -> Any:
+    """The YAML data of a services file, refusing duplicate keys (ServicesError)."""
+    return yaml.load(text, Loader=_StrictLoader)
+
+
 def load_services(path: Path = SERVICES) -> dict[str, Service]:
     """The validated directory from content/services.yml (or the given file)."""
-    return parse_services(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return parse_services(read_yaml(path.read_text(encoding="utf-8")))
 
 
 def to_call(services: dict[str, Service] | None = None) -> list[Service]:

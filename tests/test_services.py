@@ -128,6 +128,15 @@ def test_a_missing_source_in_a_copy_of_the_real_file_is_refused(tmp_path: Path) 
     assert services_module.main([str(path)]) == 1
 
 
+def test_a_lost_id_line_merging_two_entries_is_refused(tmp_path: Path) -> None:
+    text = services_module.SERVICES.read_text(encoding="utf-8")
+    second_id = text.index('  - id: "mx.tapachula.jesus_buen_pastor"')
+    path = tmp_path / "services.yml"
+    path.write_text(text[:second_id] + text[second_id:].split("\n", 1)[1], encoding="utf-8")
+    with pytest.raises(ServicesError, match="twice in one entry"):
+        load_services(path)
+
+
 def test_duplicate_ids_are_refused() -> None:
     with pytest.raises(ServicesError, match="duplicate id"):
         parse(good_entry(), good_entry())
