@@ -631,7 +631,7 @@ def create_console_app(
     settings: ConsoleSettings, engine: Engine | None = None, relay: Callable[[], Any] | None = None
 ) -> Starlette:
     """The console; `engine` defaults to one made from settings.database_url (migrated already)."""
-    from console import cases, contact, facts_audit, handoff, stats  # here: they import this module
+    from console import cases, contact, facts_audit, handoff, services_page, stats  # they import this module
 
     console = Console(settings, engine if engine is not None else make_engine(settings.database_url), relay)
     secret = settings.secret or keys.derive(console.key, "console session cookie").hex()
@@ -669,6 +669,7 @@ def create_console_app(
             *handoff.routes(),
             *stats.routes(),
             *facts_audit.routes(),
+            *services_page.routes(),
             Route("/health", health, name="health"),
             Route("/ready", ready, name="ready"),
             Route("/static/console.css", stylesheet, name="stylesheet"),
