@@ -63,7 +63,7 @@ REPORT_TARGET = label("audit_log", "targets", "report")
 PHOTO_DETAIL = label("audit_log", "photo")
 NO_KEY_TITLE = label("cases", "no_key_title")
 NO_KEY = label("cases", "no_key")
-PHOTO_ID = re.compile(r"[1-9][0-9]{0,9}")
+PHOTO_ID = re.compile(r"[1-9][0-9]{0,8}")  # fits a 32-bit INTEGER column on PostgreSQL
 MARKER_ROLE = "supervisor"  # and above (admin)
 # What the gateway keeps (re-encoded, metadata stripped) and how each format starts: a photo
 # is served only as the type it was stored with, and only when its bytes are that type.

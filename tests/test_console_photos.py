@@ -170,6 +170,7 @@ def test_wrong_photo_requests_get_clear_answers(console: Console, keyring: Keyri
             f"/casos/{report_id}/fotos/999999",
             f"/casos/{report_id}/fotos/abc",
             f"/casos/{report_id}/fotos/0",
+            f"/casos/{report_id}/fotos/99999999999",  # beyond a 32-bit id
             f"/casos/00000000-0000-0000-0000-000000000000/fotos/{photo_id}",
         ):
             answer = agent.get(path)
