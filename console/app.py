@@ -90,7 +90,8 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
     (b"x-content-type-options", b"nosniff"),
-    (b"cache-control", b"no-store"),
+    (b"cache-control", b"no-store, private"),  # pages and photos hold case data: no cache keeps them
+    (b"pragma", b"no-cache"),
 ]
 
 
@@ -631,7 +632,7 @@ def create_console_app(
     settings: ConsoleSettings, engine: Engine | None = None, relay: Callable[[], Any] | None = None
 ) -> Starlette:
     """The console; `engine` defaults to one made from settings.database_url (migrated already)."""
-    from console import cases, contact, facts_audit, handoff, services_page, stats  # they import this module
+    from console import cases, contact, facts_audit, handoff, photos, services_page, stats  # they import this module
 
     console = Console(settings, engine if engine is not None else make_engine(settings.database_url), relay)
     secret = settings.secret or keys.derive(console.key, "console session cookie").hex()
@@ -666,6 +667,7 @@ def create_console_app(
             Route("/cuenta", own_password_submit, methods=["POST"], name="own_password"),
             *cases.case_routes(),
             *contact.routes(),
+            *photos.routes(),
             *handoff.routes(),
             *stats.routes(),
             *facts_audit.routes(),

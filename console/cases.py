@@ -8,7 +8,6 @@ Every action writes an AuditEntry naming who, what and the report id, never repo
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,10 +20,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from console import auth, directory
+from console import auth, directory, photos
 from console.app import ERRORS, Console, console_of, redirect_to
 from console.labels import console_labels, label, label_map
-from console.pages import FORM_TEXT_LIMIT, audit, in_transaction, not_found, path_value
+from console.pages import FORM_TEXT_LIMIT, REPORT_ID, audit, in_transaction, not_found, path_value
 from reports import crypto, service
 from reports.db import transaction
 from reports.keys import KeyringError, Keys
@@ -42,11 +41,11 @@ from reports.triage import priority_label, reason_labels
 MAX_NOTE_CHARS = service.MAX_TEXT_CHARS  # 4000, for notes, status notes and tipster messages
 QUEUE_LIMIT = 200
 CONTACT_MAX_CHARS = 1600  # contact back (console/contact.py): one Twilio message
-REPORT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 STATUS_NAMES = label_map("cases", "statuses", keys=STATUSES)
 KIND_NAMES = label_map("cases", "kinds", keys=KINDS)
 _DONE = label_map("cases", "done", keys=("status", "assignment", "note", "referral", "message"))
 DONE = {  # ?hecho=<token> after an action -> what the page says
+    "foto": photos.LABELS["marked"],
     "estado": _DONE["status"],
     "asignacion": _DONE["assignment"],
     "nota": _DONE["note"],
@@ -209,7 +208,7 @@ def _open_page(
     """Everything the page shows, opened now; the view is audited in the same transaction."""
     with transaction(console.engine) as session:
         try:
-            opened = service.open_report(session, report_id, private_key)
+            opened = service.open_report(session, report_id, private_key, photos=False)  # each photo: photos.py
         except service.ReportNotFound as error:
             raise NotFound(report_id) from error
         names = {s.id: s.username for s in _staff(session)}
@@ -229,6 +228,7 @@ def _open_page(
             contact = directory.find(r.institution_key)
             referrals.append({"at": r.referred_at, "staff": names.get(r.staff_id or -1, NONE), "contact": contact})
         assignment = session.get(CaseAssignment, report_id)
+        photo_context = photos.page_context(session, report_id, opened["country"])
         audit(session, console, "report_viewed", account, _target(report_id), detail)
     for change in opened["status_changes"]:
         actor = change["actor"]
@@ -242,6 +242,7 @@ def _open_page(
         "assignee_id": assignment.staff_id if assignment else None,
         "staff": [(staff_id, name) for staff_id, name in sorted(names.items(), key=lambda item: item[1])],
         "contacts": directory.contacts_for(opened["country"]),
+        **photo_context,
     }
 
 

@@ -29,10 +29,11 @@ from hotline.text import without_control
 from reports.db import transaction
 from reports.models import StaffAccount
 
-__all__ = ["audit", "form_text", "in_transaction", "link", "not_found", "path_value", "redirect_to"]
+__all__ = ["REPORT_ID", "audit", "form_text", "in_transaction", "link", "not_found", "path_value", "redirect_to"]
 
 T = TypeVar("T")
 FORM_TEXT_LIMIT = 64 * 1024  # what is kept of a field, to check and show it back (the body is capped anyway)
+REPORT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # a report's path id
 
 
 def path_value(request: Request, name: str, pattern: re.Pattern[str]) -> str | None:

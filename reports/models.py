@@ -190,7 +190,8 @@ class FollowUpAttempt(Base):
 class ReportAttachment(Base):
     """A photo sent during the report form, metadata (EXIF, GPS) stripped at the gateway and
     sealed to the staff key. Until the report is filed it belongs to the sender (`sender_ref`,
-    an HMAC); filing moves it to the report, cancelling or erasing deletes it."""
+    an HMAC); filing moves it to the report, cancelling or erasing deletes it. A photo marked
+    as child sexual abuse material stays sealed and is never opened again."""
 
     __tablename__ = "report_attachments"
 
@@ -203,6 +204,11 @@ class ReportAttachment(Base):
     size: Mapped[int] = mapped_column(Integer)
     sealed_content: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Marked by a supervisor as child sexual abuse material (console/photos.py): from then on
+    # no route opens it; who (username and role at the time) and when. Never cleared.
+    csam_marked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    csam_marked_by: Mapped[str | None] = mapped_column(String(64))
+    csam_marked_role: Mapped[str | None] = mapped_column(String(16))
 
 
 class Notification(Base):

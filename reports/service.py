@@ -394,8 +394,10 @@ def discard_kept_photos(session: Session, sender: str, keys: Keys) -> int:
 # -- console -----------------------------------------------------------------------------
 
 
-def open_report(session: Session, report_id: str, private_key: PrivateKey) -> dict[str, Any]:
-    """Everything about a report, opened with the staff private key (console and tests)."""
+def open_report(session: Session, report_id: str, private_key: PrivateKey, *, photos: bool = True) -> dict[str, Any]:
+    """Everything about a report, opened with the staff private key (console and tests).
+    With photos=False the photos stay sealed (the console opens each one only when it is
+    shown, console/photos.py) and "attachments" is left empty."""
     report = _report(session, report_id)
 
     def note(blob: bytes | None) -> str | None:
@@ -431,6 +433,7 @@ def open_report(session: Session, report_id: str, private_key: PrivateKey) -> di
             for a in session.scalars(
                 select(ReportAttachment).where(ReportAttachment.report_id == report_id).order_by(ReportAttachment.id)
             )
+            if photos
         ],
         "tipster_messages": [
             {"created_at": m.created_at, "author": m.author, "text": note(m.sealed_for_staff)}

@@ -44,6 +44,7 @@ from tests.browser import (
 from tests.db_fixtures import Keyring
 from tests.fake_twilio import FakeTwilio
 from tests.test_console_cases import file
+from tests.test_console_photos import file_with_photos, jpeg, photo_ids
 from tests.test_console_web import PASSWORD, Console, run_console, serve
 from tests.test_e2e_gateway import new_phone, sms_form, twilio_post, twiml_messages
 from tests.test_e2e_handoff import sent_to
@@ -266,6 +267,38 @@ def test_a_form_without_its_csrf_token_is_refused_and_writes_nothing(
     page.fill("textarea[name=note]", "Ahora sí")
     page.click("text=Guardar nota")
     expect(page.locator(".message")).to_have_text("Nota guardada.")
+
+
+def test_a_photo_shows_on_the_report_page_and_disappears_after_marking(
+    page: Page, console: Console, keyring: Keyring
+) -> None:
+    report_id = file_with_photos(console.engine, keyring, [jpeg()], country="US")
+    (photo_id,) = photo_ids(console.engine, report_id)
+    signed_in(page, console, "sara", "supervisor")
+    open_report(page, report_id)
+    page.wait_for_load_state("load")
+    figure = page.locator(f"figure.photo[data-photo-id='{photo_id}']")
+    expect(figure.locator("img")).to_be_visible()
+    assert figure.locator("img").evaluate("img => img.complete && img.naturalWidth") == 40  # Chromium decoded it
+    shot(page, "report-photo")
+    page.click("text=Marcar como material de abuso sexual infantil (irreversible)")  # box unticked: not sent
+    expect(figure.locator("img")).to_be_visible()
+    figure.locator("input[name=confirm]").check()
+    page.click("text=Marcar como material de abuso sexual infantil (irreversible)")
+    marked = "Foto marcada como material de abuso sexual infantil: ya no se muestra a nadie."
+    expect(page.locator(".message")).to_have_text(marked)
+    expect(figure.locator(".photo-hidden")).to_contain_text(
+        "oculta: marcada como material de abuso sexual infantil por supervisor/sara el "
+    )
+    expect(page.locator("main img")).to_have_count(0)
+    expect(page.locator("section.legal-path")).to_contain_text("report.cybertip.org")
+    shot(page, "report-photo-marked")
+    answer = page.request.get(f"{console.url}/casos/{report_id}/fotos/{photo_id}")
+    assert answer.status == 410 and "image" not in answer.headers["content-type"]
+    target, detail = f"denuncia {report_id}", f"foto {photo_id}"
+    actions = audit(console, "sara")
+    assert actions.count(("photo_viewed", target, detail)) == 1
+    assert ("photo_csam_marked", target, detail) in actions and ("photo_hidden_refused", target, detail) in actions
 
 
 @pytest.mark.parametrize(("name", "viewport"), [("phone", PHONE), ("laptop", LAPTOP)])
