@@ -594,15 +594,19 @@ class Gateway:
         goes out when it comes: never asked twice); KEPT_STILL_DOWN: kept for later."""
         payload = json.loads(self.box.decrypt(row.sealed))
         inbound = InboundMessage(row.channel, payload["address"], payload["text"], delivery_id=f"p-{row.row_id}")
+        request = REQUEST_ID.set(secrets.token_hex(4))  # its log lines can be followed, as a webhook's
         try:
-            replies = await self.ask_rasa(row.pseudonym, inbound, safe_text(inbound.text))
-        except RasaUnavailable as unavailable:
-            return KEPT_RECEIVED if unavailable.received else KEPT_STILL_DOWN
-        try:
-            await self.deliver(inbound, replies)
-        except SendError as error:
-            logger.warning("late answer not sent (%s)", error.code)
-        return KEPT_ANSWERED
+            try:
+                replies = await self.ask_rasa(row.pseudonym, inbound, safe_text(inbound.text))
+            except RasaUnavailable as unavailable:
+                return KEPT_RECEIVED if unavailable.received else KEPT_STILL_DOWN
+            try:
+                await self.deliver(inbound, replies)
+            except SendError as error:
+                logger.warning("late answer not sent (%s)", error.code)
+            return KEPT_ANSWERED
+        finally:
+            REQUEST_ID.reset(request)
 
     async def _keep_pending(self, pseudonym: str, inbound: InboundMessage) -> None:
         sealed = self.box.encrypt(json.dumps({"address": inbound.address, "text": inbound.text}).encode())

@@ -221,9 +221,13 @@ def test_rasa_down_answers_at_once_keeps_the_message_and_answers_later(
     before = len(fake_twilio.requests)
     first, answered = asyncio.run(scenario())
     assert first == [gateway_text("assistant_unavailable"), emergency_page()]
-    assert answered >= 1
-    late = [r for r in fake_twilio.requests[before:] if r.form.get("To") == [phone]]
-    assert late and "trata" in late[0].form["Body"][0].lower()
+    assert answered in (0, 1)  # 0: the stack's own gateway (same database) drained it first
+
+    def late() -> list[Any]:
+        return [r for r in fake_twilio.requests[before:] if r.form.get("To") == [phone]]
+
+    wait_for(lambda: late())
+    assert len(late()) == 1 and "trata" in late()[0].form["Body"][0].lower()  # answered once, by one of them
 
 
 def test_after_a_whole_conversation_no_number_is_past_the_gateway(client: httpx.Client, stack: Stack) -> None:
