@@ -48,7 +48,7 @@ from channels.base import (
 )
 from channels.config import GatewaySettings
 from channels.media import clean_photo, is_photo
-from channels.rasa_client import MENU_OPTION, RasaClient, RasaUnavailable, ReplicaHealth
+from channels.rasa_client import RasaClient, RasaUnavailable, ReplicaHealth, menu_options
 from channels.shared import MemoryState, SharedState, SharedUnavailable, call, shared_state
 from channels.state import GatewayStore, PendingRow
 from hotline.content import render_all
@@ -56,7 +56,7 @@ from hotline.danger import DangerLexicon
 from hotline.discreet import gateway_notice, hide_sensitive, rephrase, sensitive_words_in
 from hotline.edge import sign_metadata
 from hotline.paths import CONTENT
-from hotline.text import fold_accents, neutralise_command
+from hotline.text import folded_words, neutralise_command
 from reports import handoffs
 from reports.crypto import seal_contact
 from reports.db import make_engine, transaction
@@ -132,8 +132,7 @@ def discreet_reply(reply: Reply) -> Reply:
     text = notice_twins().get(reply.text) or hide_sensitive(reply.text)
     if text == reply.text:
         return reply
-    options = tuple((m.group(1), m.group(2).strip()) for m in MENU_OPTION.finditer(text))
-    return Reply(text=text, options=options if reply.options else ())
+    return Reply(text=text, options=menu_options(text) if reply.options else ())
 
 
 def refuse_sensitive_staff_text(replies: list[Reply]) -> None:
@@ -173,7 +172,7 @@ def sender_pseudonym(gateway_key: bytes, channel: str, address: str) -> str:
 
 
 def words(text: str) -> str:
-    return " ".join(fold_accents(text.lower()).split()).strip(" .!¡?¿")
+    return folded_words(text)
 
 
 def safe_text(text: str) -> str:

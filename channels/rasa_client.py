@@ -55,12 +55,17 @@ def mode_switch(messages: list[dict[str, Any]]) -> bool | None:
     return switch
 
 
+def menu_options(text: str) -> tuple[tuple[str, str], ...]:
+    """The numbered choices in a text ("1 Tus derechos"...), as (digit, label)."""
+    return tuple((m.group(1), m.group(2).strip()) for m in MENU_OPTION.finditer(text))
+
+
 def replies_from_rasa(messages: list[dict[str, Any]]) -> list[Reply]:
     replies = []
     for message in messages:
         text = str(message.get("text") or "").strip()
         if text:
-            options = tuple((m.group(1), m.group(2).strip()) for m in MENU_OPTION.finditer(text))
+            options = menu_options(text)
             replies.append(Reply(text=text, options=options if len(options) >= 2 else ()))
     return replies
 

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from hotline.paths import CONTENT
-from hotline.text import fold_accents
+from hotline.text import fold_accents, folded_words
 
 HIDDEN = "(...)"  # what the gateway's last guard puts in place of a word it cannot rephrase
 
@@ -53,17 +53,13 @@ def discreet_content() -> DiscreetContent:
         responses=responses,
         gateway_texts={str(k): str(v) for k, v in (data.get("gateway_texts") or {}).items()},
         switches={str(k): bool(v) for k, v in (data.get("switches") or {}).items()},
-        commands=frozenset(_folded_words(str(c)) for c in data.get("commands") or []),
+        commands=frozenset(folded_words(str(c)) for c in data.get("commands") or []),
     )
-
-
-def _folded_words(text: str) -> str:
-    return " ".join(fold_accents(text.lower()).split()).strip(" .!¡?¿")
 
 
 def is_mode_command(text: str) -> bool:
     """A message that only says DISCRETO or NORMAL (nothing to keep in a report)."""
-    return _folded_words(text) in discreet_content().commands
+    return folded_words(text) in discreet_content().commands
 
 
 def sensitive_words_in(text: str) -> list[str]:

@@ -73,6 +73,12 @@ LAUGH = "jaja"
 _GLUE = re.compile(r"(?<=[^\W\d_])[.,;:!?¿¡]+(?=[^\W\d_])")
 
 
+def folded_words(text: str) -> str:
+    """A whole message as commands are compared: lower case, no accents, single spaces,
+    no punctuation around it ("¡Modo  Discreto!" -> "modo discreto")."""
+    return " ".join(fold_accents(text.lower()).split()).strip(" .!¡?¿")
+
+
 def fold_accents(text: str) -> str:
     """Remove accents but keep ñ, which changes the word (año/ano)."""
     text = text.replace("ñ", "\0").replace("Ñ", "\1")
