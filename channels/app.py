@@ -145,11 +145,22 @@ async def background_work(gateway: Gateway) -> None:
         since_purge += DRAIN_EVERY_SECONDS
 
 
+async def flush_questions(gateway: Gateway) -> None:
+    """Add this gateway's own counts of topics answered to the database (no lease: each
+    gateway holds its own); when the database fails they stay kept for the next round."""
+    try:
+        await asyncio.to_thread(gateway.questions.flush, gateway.engine)
+    except Exception as error:
+        logger.warning("question counts kept for the next round (%s)", type(error).__name__)
+        metrics.ERRORS.labels("background").inc()
+
+
 async def one_round(gateway: Gateway, purge: bool = False) -> None:
     """One round of the background work, each job under its lease (skipped when another
     gateway holds it)."""
     engine = gateway.engine
     await provider_cleanup.record(engine, gateway.adapters)
+    await flush_questions(gateway)
     await run_leased(engine, "gateway-drain-pending", gateway.drain_pending)
     await run_leased(engine, "gateway-sweep-handoffs", gateway.sweep_handoffs)
     await run_leased(engine, "gateway-provider-cleanup", lambda: provider_cleanup.delete_due(engine, gateway.adapters))
@@ -174,6 +185,7 @@ def create_app(settings: GatewaySettings | None = None, gateway: Gateway | None 
             yield
         finally:
             worker.cancel()
+            await flush_questions(app.state.gateway)
             await app.state.gateway.http.aclose()
             app.state.gateway.close_shared()
             for adapter in app.state.gateway.adapters.values():

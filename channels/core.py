@@ -61,6 +61,7 @@ from reports import handoffs
 from reports.crypto import seal_contact
 from reports.db import make_engine, transaction
 from reports.keys import Keys, load_edge_key, load_gateway_key, load_keys, load_rasa_token
+from reports.questions import QuestionTally
 from reports.service import keep_photo
 
 logger = logging.getLogger("channels.core")
@@ -238,6 +239,7 @@ class Gateway:
                 attach(self.shared)
         self.replicas = ReplicaHealth()  # Rasa replicas that refused connections lately
         self.danger = DangerLexicon.from_file()
+        self.questions = QuestionTally()  # topics answered, added to the database each round
 
     # -- identities --------------------------------------------------------------------
 
@@ -403,6 +405,7 @@ class Gateway:
         metadata = self.edge_metadata(pseudonym, inbound)
         answer = await self.rasa.message(pseudonym, text, metadata, timeout=LATE_ANSWER_SECONDS)
         logger.info("answered channel=%s ms=%.0f", inbound.channel, (time.monotonic() - started) * 1000)
+        self.questions.add(answer.topics)
         if answer.discreet is not None:  # DISCRETO, NORMAL, or the conversation erased
             await self._set_discreet(pseudonym, answer.discreet)
         return answer.replies

@@ -15,6 +15,7 @@ import httpx
 
 from channels import metrics
 from channels.base import Reply
+from reports.questions import TopicMark
 
 logger = logging.getLogger("channels.rasa")
 
@@ -42,6 +43,7 @@ class RasaAnswer:
 
     replies: list[Reply]
     discreet: bool | None = None
+    topics: tuple[TopicMark, ...] = ()
 
 
 def mode_switch(messages: list[dict[str, Any]]) -> bool | None:
@@ -53,6 +55,24 @@ def mode_switch(messages: list[dict[str, Any]]) -> bool | None:
         if isinstance(hotline, dict) and isinstance(hotline.get("discreet"), bool):
             switch = hotline["discreet"]
     return switch
+
+
+def _hotline_custom(message: dict[str, Any]) -> dict[str, Any]:
+    custom = message.get("custom")
+    hotline = custom.get("hotline") if isinstance(custom, dict) else None
+    return hotline if isinstance(hotline, dict) else {}
+
+
+def topic_marks(messages: list[dict[str, Any]]) -> tuple[TopicMark, ...]:
+    """The topics an answer was about ({"custom": {"hotline": {"topic", "country"}}}, put
+    on each topic's first page by the content build): counted for the public figures."""
+    marks = []
+    for message in messages:
+        hotline = _hotline_custom(message)
+        topic, country = hotline.get("topic"), hotline.get("country")
+        if isinstance(topic, str) and topic:
+            marks.append(TopicMark(topic, country if isinstance(country, str) and len(country) == 2 else None))
+    return tuple(marks)
 
 
 def menu_options(text: str) -> tuple[tuple[str, str], ...]:
@@ -151,7 +171,7 @@ class RasaClient:
         response = await self.call("POST", pseudonym, MESSAGE_PATH, json=body, timeout=timeout or self.timeout_seconds)
         try:
             messages = response.json()
-            return RasaAnswer(replies_from_rasa(messages), mode_switch(messages))
+            return RasaAnswer(replies_from_rasa(messages), mode_switch(messages), topic_marks(messages))
         except (ValueError, AttributeError):
             logger.warning("rasa answered something that is not a list of messages")
             raise RasaUnavailable(received=True) from None

@@ -289,6 +289,28 @@ def with_discreet_twins(
     return result
 
 
+def domain_intents() -> frozenset[str]:
+    domain = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
+    return frozenset(str(intent) for intent in domain.get("intents") or [])
+
+
+def with_topic_marks(
+    responses: dict[str, list[dict[str, Any]]], intents: frozenset[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """The first page of each intent's answer (utter_<intent>) carries its topic, and the
+    country it was written for, as `custom.hotline` (reports/questions.py): the gateway
+    counts questions by topic without reading the conversation."""
+    for name, variations in responses.items():
+        topic = name.removeprefix("utter_")
+        if topic == name or topic not in intents:
+            continue
+        for variation in variations:
+            country = _country_of(variation)
+            mark = {"topic": topic, **({"country": country} if country else {})}
+            variation["custom"] = {"hotline": {**variation.get("custom", {}).get("hotline", {}), **mark}}
+    return responses
+
+
 def build(
     write: bool = True, confirmations: Path | None = None, today: date | None = None, budget: SmsBudget | None = None
 ) -> dict[str, Any]:
@@ -311,6 +333,7 @@ def build(
     check_allowlist(responses, budget)
     check_sms_share(responses, budget)  # the normal pages; discreet twins are checked in discreet_twins
     responses = with_discreet_twins(responses, discreet_twins(rendered, facts, menu, budget))
+    responses = with_topic_marks(responses, domain_intents())
     rules = menu_rules(menu) + more_rules(rendered) + country_late_rules(menu)
     if write:
         domain_dir, data_dir = BUILD / "domain", BUILD / "data"

@@ -277,6 +277,19 @@ class DiscreetConversation(Base):
     since: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class QuestionCount(Base):
+    """How many answers of one topic (an intent: content/public_figures.yml labels the ones
+    published) the assistant gave in a month, by the country the answer was written for
+    ("" when it was not country-specific). Counts only: no pseudonym, no text, no day."""
+
+    __tablename__ = "question_counts"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # "YYYY-MM"
+    country: Mapped[str] = mapped_column(String(2), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(64), primary_key=True)
+    answers: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class ChannelMessage(Base):
     """Ids of messages in a Telegram chat (the bot's and the person's), so /borrar can
     delete them from the phone while the Bot API allows it (48 hours). Purged after that."""

@@ -7,8 +7,9 @@ The job reads only plain columns (country, kind, created_at: nothing is unsealed
 needed), so it can run anywhere with the database URL; the web server that publishes /cifras
 serves the folder as static files and the console (which holds the private key) stays off the
 internet. Small counts are hidden with the cells and totals that would give them back
-(reports/suppression.py, k = HOTLINE_PUBLIC_MIN_COUNT, default 5). Questions by topic are not
-published: nothing stores what people ask (only in-memory Prometheus counters without topics).
+(reports/suppression.py, k = HOTLINE_PUBLIC_MIN_COUNT, default 5). Questions by topic and
+month come from `question_counts` (reports/questions.py: counts of answers, never texts),
+only for the topics content/public_figures.yml names, suppressed by the same rule.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from hotline.paths import CONTENT
 from reports.config import ROOT, _int, load_settings
 from reports.db import make_engine, transaction
 from reports.models import Report
+from reports.questions import count_questions
 from reports.suppression import Equation, Key, protect
 
 DEFAULT_MIN_COUNT = 5
@@ -92,6 +94,39 @@ def table(counts: Mapping[tuple[str, str, str], int]) -> tuple[dict[Key, int], l
     return dict(values), equations
 
 
+def published_questions(counts: Mapping[tuple[str, str, str], int]) -> Counter[tuple[str, str]]:
+    """(topic, month) -> answers, over all countries, for the topics the page names."""
+    topics = public_labels()["topics"]
+    published: Counter[tuple[str, str]] = Counter()
+    for (month, _country, topic), n in counts.items():
+        if topic in topics:
+            published[(topic, month)] += n
+    return published
+
+
+def question_table(counts: Mapping[tuple[str, str], int]) -> tuple[dict[Key, int], list[Equation]]:
+    """Topic x month cells, each topic's and month's total and the grand total, with the
+    equations that tie them (keys start with "q": one suppression over both tables)."""
+    topics = sorted({t for t, _ in counts})
+    months = sorted({m for _, m in counts})
+    values: dict[Key, int] = Counter()
+    for topic in topics:
+        for month in months:
+            values[("q", topic, month)] = counts.get((topic, month), 0)
+            values[("qtopic", topic)] += counts.get((topic, month), 0)
+            values[("qmonth", month)] += counts.get((topic, month), 0)
+            values[("qtotal",)] += counts.get((topic, month), 0)
+    equations: list[Equation] = []
+    for topic in topics:
+        equations.append((*tuple((("q", topic, m), 1) for m in months), (("qtopic", topic), -1)))
+    for month in months:
+        equations.append((*tuple((("q", t, month), 1) for t in topics), (("qmonth", month), -1)))
+    for dimension, names in (("qtopic", topics), ("qmonth", months)):
+        if names:
+            equations.append((*tuple(((dimension, name), 1) for name in names), (("qtotal",), -1)))
+    return dict(values), equations
+
+
 @dataclass(frozen=True)
 class Shown:
     key: str
@@ -99,11 +134,19 @@ class Shown:
     shown: str
 
 
-def render(counts: Mapping[tuple[str, str, str], int], k: int, now: datetime) -> str:
+def render(
+    counts: Mapping[tuple[str, str, str], int],
+    k: int,
+    now: datetime,
+    questions: Mapping[tuple[str, str, str], int] | None = None,
+) -> str:
     """The page's HTML: every hidden cell is written the same way (primary or complementary
     cannot be told apart, so a complementary cell gives no bound away)."""
     t = public_labels()["page"]
     values, equations = table(counts)
+    asked = published_questions(questions or {})
+    q_values, q_equations = question_table(asked)
+    values, equations = {**values, **q_values}, equations + q_equations
     hidden = protect(values, equations, k)
     countries = sorted({c for c, _, _ in counts}, key=lambda c: (c == "", c))
     kinds = sorted({kind for _, kind, _ in counts}, key=lambda kind: (-values[("kind", kind)], kind))
@@ -133,6 +176,23 @@ def render(counts: Mapping[tuple[str, str, str], int], k: int, now: datetime) ->
         "grand": shown(("total",)),
     }
     months = [shown(("month", m), m) for m in sorted({m for _, _, m in counts})]
+    q_months = sorted({m for _, m in asked})
+    q_topics = sorted({t for t, _ in asked}, key=lambda topic: (-values[("qtopic", topic)], topic))
+    topic_names = public_labels()["topics"]
+    by_topic = {
+        "columns": q_months,
+        "rows": [
+            {
+                "key": topic,
+                "label": str(topic_names[topic]),
+                "cells": [shown(("q", topic, m)) for m in q_months],
+                "total": shown(("qtopic", topic)),
+            }
+            for topic in q_topics
+        ],
+        "totals": [shown(("qmonth", m)) for m in q_months],
+        "grand": shown(("qtotal",)),
+    }
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
     )
@@ -140,6 +200,7 @@ def render(counts: Mapping[tuple[str, str, str], int], k: int, now: datetime) ->
         t=t,
         cross=cross,
         months=months,
+        by_topic=by_topic,
         generated=str(t["generated"]).format(date=now.date().isoformat()),
         hidden_note=str(t["hidden_note"]).format(k=k),
     )
@@ -150,7 +211,7 @@ def write_page(engine: Engine, out: Path, k: int, now: datetime) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     page = out / "index.html"
     partial = out / ".index.html.tmp"
-    partial.write_text(render(count_reports(engine), k, now), encoding="utf-8")
+    partial.write_text(render(count_reports(engine), k, now, count_questions(engine)), encoding="utf-8")
     partial.chmod(0o644)
     partial.replace(page)
     return page

@@ -158,7 +158,7 @@ class Conversation:
             body["metadata"] = edge_signed(self.stack, self.sender, metadata) if signed else metadata
         response = self.client.post(self.stack.webhook, params=self.stack.rasa_params, json=body)
         assert response.status_code == 200, response.text
-        return [m.get("text", "") for m in response.json()]
+        return [m["text"] for m in response.json() if m.get("text")]  # custom-only messages: marks
 
     def tracker(self) -> dict[str, object]:
         response = self.client.get(

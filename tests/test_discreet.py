@@ -114,7 +114,7 @@ def test_only_the_switching_answers_tell_the_gateway(responses: dict[str, list[d
     switching = {
         name: {v["custom"]["hotline"]["discreet"] for v in variations}
         for name, variations in responses.items()
-        if any("custom" in v for v in variations)
+        if any("discreet" in v.get("custom", {}).get("hotline", {}) for v in variations)
     }
     assert switching == {"utter_discreet_on": {True}, "utter_discreet_off": {False}, "utter_delete_my_data": {False}}
     for variations in (responses["utter_discreet_on"], responses["utter_discreet_off"]):
