@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from channels import metrics, provider_cleanup, relay
+from channels import metrics, provider_cleanup, public_page, relay
 from channels.base import BadRequest, ChannelAdapter, InboundMessage, InvalidSignature, SendError
 from channels.config import GatewaySettings, load_gateway_settings
 from channels.core import Gateway, RequestIdFilter, build_gateway
@@ -180,6 +180,7 @@ def create_app(settings: GatewaySettings | None = None, gateway: Gateway | None 
         app.state.relay_key = relay_key(chosen)
         app.state.relay_nonces = relay.NonceMemory(app.state.gateway.shared)
         app.state.readiness = gateway_readiness(app.state.gateway)
+        app.state.public_page = public_page.PublicPage()
         worker = asyncio.create_task(background_work(app.state.gateway))
         try:
             yield
@@ -196,7 +197,7 @@ def create_app(settings: GatewaySettings | None = None, gateway: Gateway | None 
     routes = [route for name, adapter in adapters.items() for route in adapter.routes(webhook(name))]
     routes.append(Route("/health", health, methods=["GET"]))
     routes.append(Route("/ready", ready, methods=["GET"]))
-    return Starlette(routes=routes + relay.routes(), lifespan=lifespan)
+    return Starlette(routes=routes + relay.routes() + public_page.routes(), lifespan=lifespan)
 
 
 def relay_key(settings: GatewaySettings) -> bytes | None:

@@ -5,6 +5,7 @@ by `python -m reports.public_figures` served over real HTTP, and the researchers
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import http.server
 import io
@@ -18,13 +19,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, create_engine, select
 
+from channels.public_page import PublicPage
 from reports import public_figures, research_export
-from reports.db import transaction
+from reports.db import make_engine, transaction
 from reports.models import AuditEntry
 from reports.service import ReportDraft, file_report
 from reports.suppression import Equation, Key, determined, primary, protect
+from scripts.stack import Stack, free_port
 from tests.db_fixtures import Keyring
 from tests.test_console_cases import signed_in
 from tests.test_console_web import serve
@@ -240,3 +243,39 @@ def test_the_console_statistics_link_to_the_public_page(tmp_path: Path) -> None:
         page = client.get("/estadisticas")
     assert page.status_code == 200
     assert '<a id="public-figures" href="https://linea.example.org/cifras/">Página pública de cifras</a>' in page.text
+
+
+# -- /cifras/ on the gateways -------------------------------------------------------------
+
+
+def test_the_page_renders_again_only_when_old_and_outlives_a_database_failure(
+    engine: Engine, keyring: Keyring, tmp_path: Path
+) -> None:
+    for _ in range(6):
+        file_one(engine, keyring, "SV", "labour", datetime(2026, 11, 10, tzinfo=UTC))
+    broken = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/gone")  # nothing listens
+    assert asyncio.run(PublicPage().current(broken)) is None  # no page yet: the route says 503
+    page = PublicPage(refresh_seconds=3600)
+    first = asyncio.run(page.current(engine))
+    assert first is not None and published(first)["country|SV"] == "6"
+    file_one(engine, keyring, "SV", "labour", datetime(2026, 11, 11, tzinfo=UTC))
+    assert asyncio.run(page.current(engine)) == first  # fresh: not rendered again
+    page.refresh_seconds = 0
+    assert published(asyncio.run(page.current(engine)) or "")["country|SV"] == "7"
+    assert asyncio.run(page.current(broken)) is not None  # the database is down: the last page
+
+
+@pytest.mark.rasa
+def test_the_gateways_serve_the_public_page(client: httpx.Client, stack: Stack) -> None:
+    answer = client.get(f"{stack.gateway_url}/cifras/")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/html")
+    assert "Cifras públicas de la línea" in answer.text and "public" in answer.headers["cache-control"]
+    assert client.get(f"{stack.gateway_url}/cifras").headers.get("location") == "/cifras/"
+    engine = make_engine(stack.database_url)
+    try:
+        expected = public_figures.render(public_figures.count_reports(engine), 5, NOW)
+    finally:
+        engine.dispose()
+    served = {k: v for k, v in published(answer.text).items() if not k.startswith("q")}  # counts still coming in
+    assert served == {k: v for k, v in published(expected).items() if not k.startswith("q")}
+    assert client.post(f"{stack.gateway_url}/cifras/").status_code == 405
