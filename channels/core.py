@@ -606,16 +606,15 @@ class Gateway:
         async def release() -> None:
             held = await asyncio.to_thread(self.store.take_held, pseudonym)
             for n, (channel, sealed) in enumerate(held):
-                replies = [
-                    Reply(text, tuple(map(tuple, options))) for text, options in json.loads(self.box.decrypt(sealed))
-                ]
+                said = json.loads(self.box.decrypt(sealed))
+                replies = [Reply(text, tuple((str(d), str(o)) for d, o in options)) for text, options in said]
                 if await self._discreet_or_unknown(pseudonym):
                     replies = [discreet_reply(reply) for reply in replies]
                 try:
                     await self._send_now(self.adapters[channel], pseudonym, inbound.address, replies)
                 except SendError as error:
-                    logger.warning("held staff message not sent (%s): kept", error.code)
-                    if not isinstance(error, ContactStopped):
+                    logger.warning("held staff message not sent (%s)", error.code)
+                    if not isinstance(error, ContactStopped):  # kept for the next message
                         await asyncio.to_thread(self.store.put_back_held, pseudonym, held[n:], self.clock())
                     return
             if held:
