@@ -182,11 +182,13 @@ def create_app(settings: GatewaySettings | None = None, gateway: Gateway | None 
         app.state.readiness = gateway_readiness(app.state.gateway)
         app.state.public_page = public_page.PublicPage()
         worker = asyncio.create_task(background_work(app.state.gateway))
+        checked = asyncio.create_task(check_templates(app.state.gateway))
         try:
             yield
         finally:
             worker.cancel()
             await flush_questions(app.state.gateway)
+            checked.cancel()
             await app.state.gateway.http.aclose()
             app.state.gateway.close_shared()
             for adapter in app.state.gateway.adapters.values():
@@ -198,6 +200,21 @@ def create_app(settings: GatewaySettings | None = None, gateway: Gateway | None 
     routes.append(Route("/health", health, methods=["GET"]))
     routes.append(Route("/ready", ready, methods=["GET"]))
     return Starlette(routes=routes + relay.routes() + public_page.routes(), lifespan=lifespan)
+
+
+async def check_templates(gateway: Gateway) -> None:
+    """At start: a channel with templates (WhatsApp) whose template setting is missing,
+    unknown to Twilio, unapproved or not discreet is logged (staff messages after the 24-hour
+    window would be refused until it is fixed; everything else works)."""
+    for name, adapter in gateway.adapters.items():
+        check = getattr(adapter, "check_template", None)
+        if check is None or getattr(adapter, "session_window", None) is None:
+            continue  # SMS, Telegram: no templates
+        try:
+            await check()
+            logger.info("template checked channel=%s", name)
+        except SendError as error:
+            logger.warning("template unusable channel=%s: %s", name, error.code)
 
 
 def relay_key(settings: GatewaySettings) -> bytes | None:

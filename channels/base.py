@@ -103,6 +103,29 @@ class DiscreetWords(SendError):
     code = "discreet_words"
 
 
+class OutsideWindow(SendError):
+    """WhatsApp refused a free-form message: the person has not written for 24 hours (Twilio
+    63016). Not an opt-out: an approved template, or the person's next message, reopens it."""
+
+    code = "outside_window"
+
+
+class TemplateRefused(SendError):
+    """The WhatsApp template in the settings cannot be used: unknown to Twilio
+    (`template_unknown`), not approved by WhatsApp (`template_unapproved`), with a sensitive
+    word (`template_not_discreet`), or none configured (`template_missing`). Not retried
+    until the settings are fixed; the console tells staff why."""
+
+    code = "template_refused"
+    CODES = ("template_unknown", "template_unapproved", "template_not_discreet", "template_missing")
+
+    def __init__(self, code: str, reason: str = "") -> None:
+        if code not in self.CODES:
+            raise ValueError(code)
+        super().__init__(f"{code}: {reason}" if reason else code)
+        self.code = code
+
+
 class ProviderRejected(SendError):
     """Any other refusal, with the provider's code."""
 

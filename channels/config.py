@@ -27,6 +27,11 @@ class GatewaySettings:
     twilio_sms_from: str | None = None  # TWILIO_SMS_FROM: the hotline's SMS number (or a Messaging Service SID)
     twilio_whatsapp_from: str | None = None  # TWILIO_WHATSAPP_FROM: "whatsapp:+1..."
     twilio_api_url: str = "https://api.twilio.com"  # tests point it at a local fake
+    # TWILIO_WHATSAPP_TEMPLATE_SID: the approved WhatsApp template ("HX...", Twilio's Content
+    # API) that tells a person silent for 24 hours that a message waits for them (neutral
+    # wording, docs/channels.md); HOTLINE_TWILIO_CONTENT_API_URL: where it is checked.
+    twilio_whatsapp_template_sid: str | None = None
+    twilio_content_api_url: str = "https://content.twilio.com"
     telegram_bot_token: str | None = field(default=None, repr=False)
     telegram_webhook_secret: str | None = field(default=None, repr=False)
     telegram_api_url: str = "https://api.telegram.org"  # tests point it at a local fake
@@ -82,6 +87,10 @@ def load_gateway_settings(env: Mapping[str, str] = os.environ) -> GatewaySetting
         twilio_sms_from=_text(env, "TWILIO_SMS_FROM"),
         twilio_whatsapp_from=_text(env, "TWILIO_WHATSAPP_FROM"),
         twilio_api_url=(_text(env, "HOTLINE_TWILIO_API_URL") or "https://api.twilio.com").rstrip("/"),
+        twilio_whatsapp_template_sid=_text(env, "TWILIO_WHATSAPP_TEMPLATE_SID"),
+        twilio_content_api_url=(_text(env, "HOTLINE_TWILIO_CONTENT_API_URL") or "https://content.twilio.com").rstrip(
+            "/"
+        ),
         telegram_bot_token=_text(env, "TELEGRAM_BOT_TOKEN"),
         telegram_webhook_secret=_text(env, "TELEGRAM_WEBHOOK_SECRET"),
         telegram_api_url=(_text(env, "HOTLINE_TELEGRAM_API_URL") or "https://api.telegram.org").rstrip("/"),

@@ -13,6 +13,13 @@ paused with its own `pause` event; the person's messages still go to Rasa (which
 and answers nothing) and are kept sealed for the staff member; one the danger lexicon reads
 as an emergency still gets the emergency numbers at once; staff messages go out
 through the channel's API. A held conversation whose person stays silent is handed back.
+
+WhatsApp's 24-hour window: WhatsApp takes a free-form message only within 24 hours of the
+person's last message (the gateway notes its time, per pseudonym). A staff message after
+that is held (sealed with the gateway key) and an approved template tells the person that a
+message waits (neutral words: a watched phone shows nothing of the line); their next
+message reopens the window and the held messages go out. Each staff send says which path
+it took (SEND_PATHS); Twilio's own "outside the window" (63016) also takes the template path.
 """
 
 from __future__ import annotations
@@ -25,9 +32,10 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -43,6 +51,7 @@ from channels.base import (
     ContactStopped,
     DiscreetWords,
     InboundMessage,
+    OutsideWindow,
     Reply,
     SendError,
 )
@@ -61,6 +70,7 @@ from reports import handoffs
 from reports.crypto import seal_contact
 from reports.db import make_engine, transaction
 from reports.keys import Keys, load_edge_key, load_gateway_key, load_keys, load_rasa_token
+from reports.models import utcnow
 from reports.questions import QuestionTally
 from reports.service import keep_photo
 
@@ -83,6 +93,11 @@ RATE_WINDOW_SECONDS = 60.0
 MAX_PHOTOS_PER_MESSAGE = 3
 KEPT_ANSWERED, KEPT_RECEIVED, KEPT_STILL_DOWN = "answered", "received", "still_down"
 DELIVERY_MARK_SECONDS = 24 * 3600.0  # the shared fast path; the database remembers 400 days
+# How a staff message went: "direct" on a channel without a reply window (SMS, Telegram);
+# on WhatsApp "session" (the window is open), "template" (a template told the person a
+# message waits; the text goes when they write) or "held" (a template already told them).
+PATH_DIRECT, PATH_SESSION, PATH_TEMPLATE, PATH_HELD = "direct", "session", "template", "held"
+SEND_PATHS = (PATH_DIRECT, PATH_SESSION, PATH_TEMPLATE, PATH_HELD)
 
 
 @lru_cache(maxsize=1)
@@ -225,6 +240,7 @@ class Gateway:
     adapters: Mapping[str, ChannelAdapter]
     edge_key: bytes = field(default=b"", repr=False)  # signs message metadata for the actions
     rasa_token: str = field(default="", repr=False)  # Rasa's HTTP API and message webhook
+    clock: Callable[[], datetime] = utcnow  # WhatsApp's window is measured with it (tests set it)
 
     def __post_init__(self) -> None:
         self.late_answers: set[asyncio.Future[None]] = set()
@@ -338,6 +354,8 @@ class Gateway:
         pseudonym = self.pseudonym(inbound.channel, inbound.address)
         if inbound.message_id:
             await self._remember_message(pseudonym, inbound.message_id)
+        if self._window(inbound.channel) is not None:
+            await asyncio.to_thread(self.store.note_inbound, pseudonym, self.clock())
         text = words(inbound.text)
         if text in gateway_content()["opt_out_words"]:
             await self._set_opt_out(pseudonym, True)
@@ -349,6 +367,8 @@ class Gateway:
             logger.info("message from an opted-out sender not forwarded")
             metrics.HELD_BACK.labels(metrics.channel(inbound.channel), "opted_out").inc()
             return Outcome([], held_back=True)  # an emergency still gets the numbers (handle)
+        if self._window(inbound.channel) is not None and not inbound.erase_request:
+            self._release_held(inbound, pseudonym)
         if not await call(self.shared, self.flood.allows, pseudonym):
             logger.info("flood guard held a message back")
             metrics.HELD_BACK.labels(metrics.channel(inbound.channel), "flood").inc()
@@ -488,6 +508,7 @@ class Gateway:
         except RasaUnavailable as unavailable:
             return await self.unavailable_answer(pseudonym, inbound, unavailable)
         ids = await self._forget_messages(pseudonym)
+        await asyncio.to_thread(self.store.forget_window, pseudonym)
         adapter = self.adapters.get(inbound.channel)
         if adapter and ids:
             try:
@@ -501,11 +522,13 @@ class Gateway:
         """Send replies through the channel's API (Telegram; late answers)."""
         await self.send_to(inbound.channel, inbound.address, replies)
 
-    async def send_to(self, channel: str, address: str, replies: list[Reply], from_staff: bool = False) -> None:
-        """Send through the channel's API (late answers, Telegram, staff). Raises a
-        SendError subclass; ContactStopped also opts the person out, and nothing is sent
-        to someone who opted out. In discreet mode a staff text with a sensitive word is
-        refused (DiscreetWords), and anything else goes as the phone may show it."""
+    async def send_to(self, channel: str, address: str, replies: list[Reply], from_staff: bool = False) -> str:
+        """Send through the channel's API (late answers, Telegram, staff); returns the path
+        taken (SEND_PATHS). Raises a SendError subclass; ContactStopped also opts the person
+        out, and nothing is sent to someone who opted out. In discreet mode a staff text with
+        a sensitive word is refused (DiscreetWords), and anything else goes as the phone may
+        show it. A staff message on WhatsApp outside the 24-hour window is held and
+        announced by the template (TemplateRefused when the template cannot be used)."""
         adapter = self.adapters.get(channel)
         if adapter is None:
             raise ConfigError(f"no channel {channel!r}")
@@ -516,15 +539,93 @@ class Gateway:
             if from_staff:
                 refuse_sensitive_staff_text(replies)
             replies = [discreet_reply(reply) for reply in replies]
+        window = self._window(channel)
+        if window is None or not from_staff:
+            await self._send_now(adapter, pseudonym, address, replies)
+            return PATH_DIRECT
+        return await self._send_in_window(adapter, pseudonym, address, replies, window)
+
+    def _window(self, channel: str) -> timedelta | None:
+        """The channel's reply window (WhatsApp: 24 hours), None for a channel without one."""
+        window = getattr(self.adapters.get(channel), "session_window", None)
+        return window if isinstance(window, timedelta) else None
+
+    async def _send_now(self, adapter: ChannelAdapter, pseudonym: str, address: str, replies: list[Reply]) -> None:
         try:
             result = await adapter.send(address, replies)
         except ContactStopped:
             await self._set_opt_out(pseudonym, True)  # blocked the bot or STOP at the carrier: never retry
             raise
-        metrics.MESSAGES_OUT.labels(metrics.channel(channel), "api").inc(len(replies))
+        metrics.MESSAGES_OUT.labels(metrics.channel(adapter.name), "api").inc(len(replies))
         if adapter.keeps_message_ids:
             for message_id in result.provider_ids:
                 await self._remember_message(pseudonym, message_id)
+
+    async def _send_in_window(
+        self, adapter: ChannelAdapter, pseudonym: str, address: str, replies: list[Reply], window: timedelta
+    ) -> str:
+        """A staff message on a channel with a reply window: as written while it is open;
+        else held behind a template (one template until the person writes again)."""
+        now = self.clock()
+        last = await asyncio.to_thread(self.store.last_inbound, pseudonym)
+        if await asyncio.to_thread(self.store.has_held, pseudonym, now):
+            await self._hold(pseudonym, adapter.name, replies, now)
+            logger.info("staff message held behind an earlier template channel=%s", adapter.name)
+            return PATH_HELD
+        if last is not None and now - last < window:
+            try:
+                await self._send_now(adapter, pseudonym, address, replies)
+                return PATH_SESSION
+            except OutsideWindow:  # Twilio's clock says the window closed: the template path
+                logger.info("outside the window by the provider's answer channel=%s", adapter.name)
+        return await self._send_template(adapter, pseudonym, address, replies, now)
+
+    async def _send_template(
+        self, adapter: ChannelAdapter, pseudonym: str, address: str, replies: list[Reply], now: datetime
+    ) -> str:
+        """Hold the text, then send the template; a template that cannot go takes the held
+        text back (the console keeps the staff member's draft and says why)."""
+        send_template = getattr(adapter, "send_template", None)
+        if send_template is None:
+            raise ConfigError(f"no templates on {adapter.name}")
+        row_id = await self._hold(pseudonym, adapter.name, replies, now)
+        try:
+            await send_template(address)
+        except BaseException:
+            await asyncio.to_thread(self.store.unhold, row_id)
+            raise
+        metrics.MESSAGES_OUT.labels(metrics.channel(adapter.name), "template").inc()
+        logger.info("staff message held, template sent channel=%s", adapter.name)
+        return PATH_TEMPLATE
+
+    async def _hold(self, pseudonym: str, channel: str, replies: list[Reply], now: datetime) -> int:
+        sealed = self.box.encrypt(json.dumps([[r.text, [list(o) for o in r.options]] for r in replies]).encode())
+        return await asyncio.to_thread(self.store.hold, pseudonym, channel, bytes(sealed), now)
+
+    def _release_held(self, inbound: InboundMessage, pseudonym: str) -> None:
+        """The person wrote: the window is open again and held staff messages go out, after
+        this message's own answer has started (a task, like late answers)."""
+
+        async def release() -> None:
+            held = await asyncio.to_thread(self.store.take_held, pseudonym)
+            for n, (channel, sealed) in enumerate(held):
+                said = json.loads(self.box.decrypt(sealed))
+                replies = [Reply(text, tuple((str(d), str(o)) for d, o in options)) for text, options in said]
+                if await self._discreet_or_unknown(pseudonym):
+                    replies = [discreet_reply(reply) for reply in replies]
+                try:
+                    await self._send_now(self.adapters[channel], pseudonym, inbound.address, replies)
+                except SendError as error:
+                    logger.warning("held staff message not sent (%s)", error.code)
+                    if not isinstance(error, ContactStopped):  # kept for the next message
+                        await asyncio.to_thread(self.store.put_back_held, pseudonym, held[n:], self.clock())
+                    return
+            if held:
+                logger.info("held staff messages delivered channel=%s count=%d", inbound.channel, len(held))
+
+        task = asyncio.ensure_future(release())
+        self.late_answers.add(task)
+        task.add_done_callback(self.late_answers.discard)
 
     # -- live hand-off (console/handoff.py, through channels/relay.py) --------------------
 

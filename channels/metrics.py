@@ -19,7 +19,7 @@ from reports.metrics import DatabaseGauges, bound_statement, gauge
 from reports.models import Handoff, PendingMessage, utcnow
 
 CHANNELS = ("sms", "whatsapp", "telegram", "simulator")
-VIAS = ("webhook", "api")  # in the webhook's answer (TwiML), or through the channel's API
+VIAS = ("webhook", "api", "template")  # in the webhook's answer (TwiML), through the channel's API, a WhatsApp template
 EMERGENCY_HOW = ("lexicon", "rasa", "fallback")
 FALLBACK_REASONS = ("slow", "failed", "unavailable")
 HELD_BACK_REASONS = ("flood", "opted_out")

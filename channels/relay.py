@@ -116,11 +116,11 @@ Handler = Callable[[Gateway, dict[str, Any]], Awaitable[Response]]
 async def _send(gateway: Gateway, payload: dict[str, Any]) -> Response:
     channel, address = _text_field(payload, "channel"), _text_field(payload, "address")
     try:
-        await gateway.send_to(channel, address, _replies(payload), from_staff=True)
+        path = await gateway.send_to(channel, address, _replies(payload), from_staff=True)
     except SendError as error:
         logger.info("relay: send refused (%s)", error.code)
         return JSONResponse({"error": error.code}, status_code=502)
-    return JSONResponse({"sent": True})
+    return JSONResponse({"sent": True, "path": path})
 
 
 def _events(name: str) -> Handler:

@@ -1,7 +1,9 @@
 """The gateway's own state in the reports database: delivery ids already seen, people who
 opted out, ids of messages sent on channels that can delete them, messages kept while
-Rasa was down (sealed with the gateway key), and the person's side of a live hand-off
-(sealed to the staff key). Blocking calls: the core runs them in threads.
+Rasa was down (sealed with the gateway key), the person's side of a live hand-off
+(sealed to the staff key), and WhatsApp's window: when a person last wrote (the time
+only) and staff messages held until they write again (sealed with the gateway key).
+Blocking calls: the core runs them in threads.
 No address and no text in clear: pseudonyms, keyed hashes and sealed boxes only."""
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import hashlib
 import hmac
 import threading
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import Connection, Engine, delete, select
@@ -19,13 +21,27 @@ from sqlalchemy.exc import IntegrityError
 from reports import handoffs
 from reports.db import transaction
 from reports.keys import Keys
-from reports.models import ChannelMessage, Delivery, DiscreetConversation, Handoff, OptOut, PendingMessage, utcnow
+from reports.models import (
+    ChannelMessage,
+    Delivery,
+    DiscreetConversation,
+    Handoff,
+    HeldMessage,
+    LastInbound,
+    OptOut,
+    PendingMessage,
+    utcnow,
+)
 
 PENDING_MAX_AGE = timedelta(hours=24)  # a kept message older than this is dropped, not answered late
 # A delivery id is remembered longer than any report is kept: a captured signed webhook
 # replayed later must not be answered again (Twilio's signature carries no time).
 DELIVERY_MAX_AGE = timedelta(days=400)
 DELETABLE_WINDOW = timedelta(hours=48)  # Telegram lets a bot delete messages this long
+# A staff message held for a person outside WhatsApp's window waits this long for them to
+# write; the console keeps its own copy (hand-off transcript, the tipster's follow-up).
+HELD_MAX_AGE = timedelta(days=30)
+LAST_INBOUND_KEPT = timedelta(hours=48)  # past WhatsApp's 24 hours the time no longer matters
 
 
 @dataclass(frozen=True)
@@ -221,8 +237,80 @@ class GatewayStore:
             if session.get(Handoff, handoff_id) is not None:
                 handoffs.close(session, handoff_id, "idle", utcnow(), person_told=False)
 
+    # -- WhatsApp's 24-hour window -------------------------------------------------------
+
+    def note_inbound(self, pseudonym: str, now: datetime) -> None:
+        """The person wrote at `now` (a channel with a reply window)."""
+        with transaction(self.engine) as session:
+            found = session.get(LastInbound, pseudonym)
+            if found is None:
+                session.add(LastInbound(pseudonym=pseudonym, at=now))
+            elif found.at < now:
+                found.at = now
+
+    def last_inbound(self, pseudonym: str) -> datetime | None:
+        with transaction(self.engine) as session:
+            found = session.get(LastInbound, pseudonym)
+            return found.at if found is not None else None
+
+    def hold(self, pseudonym: str, channel: str, sealed: bytes, now: datetime) -> int:
+        """Keep a staff message until the person writes; returns its row id."""
+        with transaction(self.engine) as session:
+            held = HeldMessage(pseudonym=pseudonym, channel=channel, sealed=sealed, held_at=now)
+            session.add(held)
+            session.flush()
+            return held.id
+
+    def unhold(self, row_id: int) -> None:
+        """The template that would have announced it was not sent: the message is not kept."""
+        with transaction(self.engine) as session:
+            session.execute(delete(HeldMessage).where(HeldMessage.id == row_id))
+
+    def has_held(self, pseudonym: str, now: datetime) -> bool:
+        """Whether a template already told this person that messages wait for them."""
+        with transaction(self.engine) as session:
+            return (
+                session.scalar(
+                    select(HeldMessage.id)
+                    .where(HeldMessage.pseudonym == pseudonym, HeldMessage.held_at >= now - HELD_MAX_AGE)
+                    .limit(1)
+                )
+                is not None
+            )
+
+    def take_held(self, pseudonym: str) -> list[tuple[str, bytes]]:
+        """The held messages of a person, oldest first, as (channel, sealed); they are deleted
+        here (whoever deletes them sends them: two gateways never send one twice)."""
+        with transaction(self.engine) as session:
+            rows = session.execute(
+                select(HeldMessage.id, HeldMessage.channel, HeldMessage.sealed)
+                .where(HeldMessage.pseudonym == pseudonym)
+                .order_by(HeldMessage.id)
+            ).all()
+            taken = []
+            for row_id, channel, sealed in rows:
+                result = session.execute(delete(HeldMessage).where(HeldMessage.id == row_id))
+                if getattr(result, "rowcount", 0) == 1:  # not deleted meanwhile by another gateway
+                    taken.append((channel, sealed))
+            return taken
+
+    def put_back_held(self, pseudonym: str, held: list[tuple[str, bytes]], now: datetime) -> None:
+        """Messages taken but not sent (the channel failed): kept for the next message."""
+        with transaction(self.engine) as session:
+            for channel, sealed in held:
+                session.add(HeldMessage(pseudonym=pseudonym, channel=channel, sealed=sealed, held_at=now))
+
+    def forget_window(self, pseudonym: str) -> None:
+        """Erasure: the time of the last message and any held message go."""
+        with transaction(self.engine) as session:
+            session.execute(delete(HeldMessage).where(HeldMessage.pseudonym == pseudonym))
+            session.execute(delete(LastInbound).where(LastInbound.pseudonym == pseudonym))
+
     def purge(self) -> None:
-        """Forget what is no longer needed: old deliveries, undeletable message ids."""
+        """Forget what is no longer needed: old deliveries, undeletable message ids, held
+        messages nobody came back for, window times older than the window itself."""
         with transaction(self.engine) as session:
             session.execute(delete(Delivery).where(Delivery.received_at < utcnow() - DELIVERY_MAX_AGE))
             session.execute(delete(ChannelMessage).where(ChannelMessage.sent_at < utcnow() - DELETABLE_WINDOW))
+            session.execute(delete(HeldMessage).where(HeldMessage.held_at < utcnow() - HELD_MAX_AGE))
+            session.execute(delete(LastInbound).where(LastInbound.at < utcnow() - LAST_INBOUND_KEPT))

@@ -24,6 +24,8 @@ import logging
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
@@ -46,16 +48,19 @@ from channels.base import (
     InboundMessage,
     InvalidSignature,
     Media,
+    OutsideWindow,
     ProviderRejected,
     Reply,
     SendError,
     SendResult,
+    TemplateRefused,
     Throttled,
 )
 from channels.config import GatewaySettings
 from channels.media import MAX_DOWNLOAD_BYTES
 from channels.provider_cleanup import DELETED, FAILED, GONE, NOT_READY, Record
 from channels.sms_split import TWILIO_MAX_CHARS, split_sms, split_text
+from hotline.discreet import sensitive_words_in
 from hotline.sms import to_gsm7
 
 logger = logging.getLogger("channels.twilio")
@@ -83,6 +88,12 @@ INBOUND_STATUSES = frozenset({"received", "receiving"})
 # (WhatsApp). Both: never send again. Not 63016 (outside WhatsApp's 24-hour window): the person
 # did not opt out, a template or their next message reopens the window -> ProviderRejected.
 STOPPED_CODES = frozenset({21610, 63014})
+OUTSIDE_WINDOW_CODE = 63016  # https://www.twilio.com/docs/api/errors/63016: a template is required
+INVALID_CONTENT_CODE = 21655  # https://www.twilio.com/docs/api/errors/21655: the ContentSid is invalid
+# WhatsApp's customer service window: free-form messages only within 24 hours of the person's
+# last message; after that only an approved template (sent with ContentSid).
+WHATSAPP_WINDOW = timedelta(hours=24)
+_CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
 THROTTLED_CODES = frozenset({20429, 63018})  # too many requests; channel rate limit exceeded
 AUTH_FAILED_CODE = 20003
 NOT_FINAL_CODE = 20009  # https://www.twilio.com/docs/api/errors/20009: not deletable yet
@@ -138,6 +149,9 @@ class TwilioChannel:
         self.prefix = ADDRESS_PREFIXES[name]
         self.settings = settings
         self._records: list[Record] = []  # Twilio SIDs to delete, until stored by provider_cleanup
+        # WhatsApp only: how long after the person's last message a free-form message may go
+        # (channels/core.py sends a template after that); SMS has no window.
+        self.session_window: timedelta | None = WHATSAPP_WINDOW if name == WHATSAPP else None
         logging.getLogger("twilio.http_client").setLevel(logging.WARNING)  # it logs URLs and headers
 
     def routes(self, webhook: Endpoint) -> list[Route]:
@@ -240,10 +254,79 @@ class TwilioChannel:
         bodies = self.parts(replies)
         if not bodies:
             return SendResult()
-        sids = await asyncio.to_thread(self._send_sync, sender, address, bodies)
+        sids = await asyncio.to_thread(self._send_sync, sender, address, [{"body": body} for body in bodies])
         self._note(*sids)
         logger.info("sent channel=%s parts=%d sids=%s", self.name, len(sids), ",".join(sids))
         return SendResult(provider_ids=tuple(sids))
+
+    async def send_template(self, address: str) -> SendResult:
+        """https://www.twilio.com/docs/content/send-templates-created-with-the-content-template-builder:
+        the approved template of the settings (ContentSid, no variables: it carries nothing of
+        the person or the staff text), for a person outside WhatsApp's 24-hour window. The
+        template is checked first (check_template)."""
+        sender = self._sender()
+        if self.session_window is None:
+            raise ConfigError(f"no templates on {self.name}")
+        if not self.owns(address):
+            raise ProviderRejected("invalid_address", f"not a {self.name} address")
+        content_sid = await self.check_template()
+        sids = await asyncio.to_thread(self._send_sync, sender, address, [{"content_sid": content_sid}])
+        self._note(*sids)
+        logger.info("template sent channel=%s sids=%s", self.name, ",".join(sids))
+        return SendResult(provider_ids=tuple(sids))
+
+    async def check_template(self) -> str:
+        """The template's SID once Twilio's Content API says it exists
+        (GET /v1/Content/{sid}), WhatsApp approved it (GET /v1/Content/{sid}/ApprovalRequests)
+        and its words are all fit for a watched phone (content/discreet.yml). Raises
+        TemplateRefused saying which. Asked before every template (templates are rare: one
+        per silent person), so that a template WhatsApp paused or rejected meanwhile is never
+        sent; the gateway also asks once at start (channels/app.py) to log a bad setting."""
+        sid = self.settings.twilio_whatsapp_template_sid
+        if not sid:
+            raise TemplateRefused("template_missing", "TWILIO_WHATSAPP_TEMPLATE_SID is not set")
+        if not _CONTENT_SID.match(sid):
+            raise TemplateRefused("template_unknown", "not a Content SID (HX and 32 hex digits)")
+        content = await self._content_api(f"/v1/Content/{sid}")
+        if content is None:
+            raise TemplateRefused("template_unknown", "Twilio's Content API does not know it")
+        found = sensitive_words_in(" ".join(_strings(content.get("types"))))
+        if found:
+            raise TemplateRefused("template_not_discreet", f"{len(found)} sensitive word(s)")
+        approval = await self._content_api(f"/v1/Content/{sid}/ApprovalRequests") or {}
+        whatsapp = approval.get("whatsapp")
+        status = str(whatsapp.get("status", "")) if isinstance(whatsapp, dict) else ""
+        if status.lower() != "approved":
+            raise TemplateRefused("template_unapproved", f"WhatsApp status {_safe_id(status) or 'none'}")
+        return sid
+
+    async def _content_api(self, path: str) -> dict[str, Any] | None:
+        """A GET on Twilio's Content API (account credentials); None on 404."""
+        s = self.settings
+        if not s.twilio_account_sid or not s.twilio_auth_token:
+            raise ConfigError("Twilio credentials are not configured")
+        try:
+            async with httpx.AsyncClient(timeout=SEND_TIMEOUT_SECONDS) as client:
+                response = await client.get(
+                    s.twilio_content_api_url + path, auth=(s.twilio_account_sid, s.twilio_auth_token)
+                )
+        except httpx.HTTPError:
+            raise ConnectionFailed("Content API unreachable") from None
+        if response.status_code == 404:
+            return None
+        if response.status_code in (401, 403):
+            raise ConfigError("Twilio refused the credentials")
+        if response.status_code == 429:
+            raise Throttled("Content API HTTP 429")
+        if response.status_code >= 500:
+            raise ConnectionFailed(f"Content API HTTP {response.status_code}")
+        try:
+            data = response.json()
+        except ValueError:
+            raise ProviderRejected(str(response.status_code), "Content API answer is not JSON") from None
+        if response.status_code != 200 or not isinstance(data, dict):
+            raise ProviderRejected(str(response.status_code), "Content API refused the request")
+        return data
 
     def _sender(self) -> _Sender:
         s = self.settings
@@ -256,15 +339,16 @@ class TwilioChannel:
             origin = self.prefix + origin  # TWILIO_WHATSAPP_FROM given as a bare number
         return _Sender(s.twilio_account_sid, s.twilio_auth_token, origin, None)
 
-    def _send_sync(self, sender: _Sender, address: str, bodies: list[str]) -> list[str]:
+    def _send_sync(self, sender: _Sender, address: str, messages: list[dict[str, str]]) -> list[str]:
+        """One Message per item ({"body": ...} or {"content_sid": ...}), in order."""
         http = _ApiHttpClient(self.settings.twilio_api_url)
         client = Client(sender.account_sid, sender.auth_token, http_client=http, environment=_NO_ENVIRONMENT)
         origin = {"from_": sender.from_} if sender.from_ else {"messaging_service_sid": sender.messaging_service_sid}
         sids: list[str] = []
         try:
-            for body in bodies:
+            for content in messages:
                 try:
-                    message = client.messages.create(to=address, body=body, **origin)
+                    message = client.messages.create(to=address, **content, **origin)
                 except (TwilioException, requests.RequestException, ValueError) as error:
                     mapped = _send_error(error, address)
                     logger.warning("send failed channel=%s error=%s sent_before=%d", self.name, mapped.code, len(sids))
@@ -432,10 +516,25 @@ def _send_error(error: Exception, address: str) -> SendError:
         return Throttled(f"HTTP {status} code {code}")
     if code in STOPPED_CODES:
         return ContactStopped(f"code {code}")
+    if code == OUTSIDE_WINDOW_CODE:
+        return OutsideWindow(f"code {code}")
+    if code == INVALID_CONTENT_CODE:
+        return TemplateRefused("template_unknown", f"code {code}")
     if status == 401 or code == AUTH_FAILED_CODE:
         return ConfigError("Twilio refused the credentials")
     reason = str(getattr(error, "msg", None) or getattr(error, "detail", None) or getattr(error, "title", ""))
     return ProviderRejected(str(code or status), _redact(reason, address))
+
+
+def _strings(value: object) -> list[str]:
+    """Every string inside a JSON value (a template's texts, buttons and titles)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _strings(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return []
 
 
 def _redact(reason: str, address: str) -> str:

@@ -16,7 +16,7 @@ from console import auth
 from console.app import Console, console_of
 from console.cases import CONTACT_MAX_CHARS as MAX_CHARS
 from console.cases import _not_found, _report_id, _report_page, _target
-from console.handoff import words_to_leave_out
+from console.handoff import send_failure, words_to_leave_out
 from console.labels import label
 from console.pages import form_text
 from console.relay import RelayUnavailable
@@ -59,25 +59,42 @@ async def contact_submit(request: Request, account: StaffAccount) -> Response:
     if contact is None:
         return await _report_page(request, account, report_id, 409, kept, error=label("contact", "no_consent"))
     try:
-        await relay.send_to(contact[0], contact[1], [Reply(text)])
+        path = await relay.send_to(contact[0], contact[1], [Reply(text)])
     except DiscreetWords:
         refused = label("contact", "discreet_words").format(words=words_to_leave_out(text))
         return await _report_page(request, account, report_id, 409, kept, error=refused)
     except SendError as error:
-        failed = label("contact", "send_failed").format(code=error.code)
+        await run_in_threadpool(_audit_failure, console, account, report_id, error.code)
+        failed = send_failure("contact", error.code)
         return await _report_page(request, account, report_id, 502, kept, error=failed)
     except RelayUnavailable:
         return await _report_page(request, account, report_id, 503, kept, error=label("contact", "no_gateway"))
 
     def keep() -> None:
         now = console.now()
+        detail = label("channel_send", "paths", path) if path != "direct" else None
         with transaction(console.engine) as session:
             keys = console.report_keys()[0]
             service.leave_message_for_tipster(session, report_id, text, account.username, now, keys=keys)
-            auth.record(session, "tipster_contacted", now, actor=account.username, target=_target(report_id))
+            auth.record(
+                session, "tipster_contacted", now, actor=account.username, target=_target(report_id), detail=detail
+            )
 
     await run_in_threadpool(keep)
-    return await _report_page(request, account, report_id, 200, message=label("contact", "sent"))
+    sent = label("contact", f"sent_{path}") if path in ("template", "held") else label("contact", "sent")
+    return await _report_page(request, account, report_id, 200, message=sent)
+
+
+def _audit_failure(console: Console, account: StaffAccount, report_id: str, code: str) -> None:
+    """A contact the channel refused (a WhatsApp template that does not exist...): audited."""
+    auth.audit(
+        console.engine,
+        "tipster_contact_failed",
+        console.now(),
+        actor=account.username,
+        target=_target(report_id),
+        detail=code,
+    )
 
 
 def routes() -> list[Route]:

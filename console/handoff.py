@@ -36,6 +36,7 @@ from reports.models import DiscreetConversation, Handoff, HandoffMessage, StaffA
 
 CLOSED_SHOWN = 20
 POLL_SECONDS = 3
+DONE = ("taken", "sent", "sent_session", "sent_template", "sent_held", "returned")  # ?hecho= on the page
 
 
 class Relay(Protocol):
@@ -46,7 +47,9 @@ class Relay(Protocol):
 
     async def resume(self, pseudonym: str) -> None: ...
 
-    async def send_to(self, channel: str, address: str, replies: list[Reply]) -> None: ...
+    async def send_to(self, channel: str, address: str, replies: list[Reply]) -> str:
+        """The path the message took (channels.core.SEND_PATHS)."""
+        ...
 
     async def history(self, pseudonym: str, limit: int = 12) -> list[tuple[bool, str]]: ...
 
@@ -130,7 +133,9 @@ def _messages(session: Session, handoff_id: int, private_key: PrivateKey) -> lis
         except crypto.SealError:
             text = label("handoff", "unreadable")
         author = label("handoff", "person") if m.inbound else names.get(m.staff_id or -1, label("common", "none"))
-        shown.append({"at": m.at, "inbound": m.inbound, "author": author, "text": text, "danger": m.danger})
+        shown.append(
+            {"at": m.at, "inbound": m.inbound, "author": author, "text": text, "danger": m.danger, "path": m.path}
+        )
     return shown
 
 
@@ -211,6 +216,7 @@ async def _page(
         mine=row.state == "live" and row.holder_id == account.id,
         supervisor=auth.has_role(account.role, "supervisor"),
         labels=console_labels()["handoff"],
+        send_labels=console_labels()["channel_send"],
         max_chars=handoffs.MAX_MESSAGE_CHARS,
         poll_seconds=POLL_SECONDS,
         **context,
@@ -220,7 +226,7 @@ async def _page(
 @auth.requires("agent")
 async def handoff_page(request: Request, account: StaffAccount) -> Response:
     done = request.query_params.get("hecho", "")
-    message = label("handoff", f"done_{done}") if done in ("taken", "sent", "returned") else None
+    message = label("handoff", f"done_{done}") if done in DONE else None
     return await _page(request, account, _handoff_id(request), message=message)
 
 
@@ -251,7 +257,10 @@ async def messages_fragment(request: Request) -> Response:
     if row is None or not _may_see(account, row):
         return HTMLResponse("", status_code=404)
     html = console.templates.get_template("handoff_messages.html").render(
-        messages=messages, labels=console_labels()["handoff"], state=row.state
+        messages=messages,
+        labels=console_labels()["handoff"],
+        send_labels=console_labels()["channel_send"],
+        state=row.state,
     )
     return HTMLResponse(html)
 
@@ -269,20 +278,28 @@ def _address(console: Console, handoff_id: int) -> tuple[str, str] | None:
         return console.open_address(handoff.reply_sealed if handoff is not None else None)
 
 
-async def _tell(console: Console, handoff_id: int, relay: Relay, text: str) -> str | None:
-    """Send one text to the person; None when sent, else the reason for staff."""
+async def _tell(console: Console, handoff_id: int, relay: Relay, text: str) -> tuple[str | None, str, str]:
+    """Send one text to the person: (None, path, "") when sent, else (the reason for staff,
+    "", the gateway's error code for the audit log)."""
     address = await run_in_threadpool(_address, console, handoff_id)
     if address is None:
-        return label("handoff", "no_address")
+        return label("handoff", "no_address"), "", "no_address"
     try:
-        await relay.send_to(address[0], address[1], [Reply(text)])
-    except DiscreetWords:
-        return label("handoff", "discreet_words").format(words=words_to_leave_out(text))
+        path = await relay.send_to(address[0], address[1], [Reply(text)])
+    except DiscreetWords as error:
+        return label("handoff", "discreet_words").format(words=words_to_leave_out(text)), "", error.code
     except SendError as error:
-        return label("handoff", "send_failed").format(code=error.code)
+        return send_failure("handoff", error.code), "", error.code
     except RelayUnavailable:
-        return label("handoff", "no_gateway")
-    return None
+        return label("handoff", "no_gateway"), "", "no_gateway"
+    return None, path, ""
+
+
+def send_failure(section: str, code: str) -> str:
+    """Why the channel did not take a message, in Spanish (content/console.yml channel_send),
+    inside the section's own "not sent" sentence."""
+    reasons = console_labels()["channel_send"]["failures"]
+    return label(section, "send_failed").format(reason=reasons.get(code, reasons["send_error"]), code=code)
 
 
 def words_to_leave_out(text: str) -> str:
@@ -343,7 +360,7 @@ async def take_submit(request: Request, account: StaffAccount) -> Response:
     except handoffs.HandoffTaken:
         return await _page(request, account, handoff_id, 409, error=label("handoff", "taken_by_other"))
     if state == "waiting":
-        problem = await _tell(console, handoff_id, relay, label_for_person("handoff_started"))
+        problem, _, _ = await _tell(console, handoff_id, relay, label_for_person("handoff_started"))
         if problem:
             return await _page(request, account, handoff_id, 200, error=problem)
     return _back(request, handoff_id, "taken")
@@ -397,18 +414,34 @@ async def send_submit(request: Request, account: StaffAccount) -> Response:
     relay = _relay(console)
     if relay is None:
         return _unavailable(request, label("handoff", "no_gateway"))
-    problem = await _tell(console, handoff_id, relay, text.strip())
+    problem, path, code = await _tell(console, handoff_id, relay, text.strip())
     if problem:
+        await run_in_threadpool(
+            auth.audit,
+            console.engine,
+            "handoff_message_failed",
+            console.now(),
+            actor=account.username,
+            target=_target(handoff_id),
+            detail=code,
+        )
         return await _page(request, account, handoff_id, 502, draft=text, error=problem)
 
     def keep() -> None:
         with transaction(console.engine) as session:
             keys = console.report_keys()[0]
-            handoffs.record_outbound(session, handoff_id, account.id, text.strip(), keys, console.now())
-            auth.record(session, "handoff_message", console.now(), actor=account.username, target=_target(handoff_id))
+            handoffs.record_outbound(session, handoff_id, account.id, text.strip(), keys, console.now(), path=path)
+            auth.record(
+                session,
+                "handoff_message",
+                console.now(),
+                actor=account.username,
+                target=_target(handoff_id),
+                detail=label("channel_send", "paths", path) if path != "direct" else None,
+            )
 
     await run_in_threadpool(keep)
-    return _back(request, handoff_id, "sent")
+    return _back(request, handoff_id, "sent" if path == "direct" else f"sent_{path}")
 
 
 @auth.requires("agent")
@@ -433,7 +466,7 @@ async def return_submit(request: Request, account: StaffAccount) -> Response:
         return _unavailable(request, label("handoff", "no_gateway"))
     except Exception:
         return _unavailable(request, label("handoff", "rasa_unavailable"))
-    problem = await _tell(console, handoff_id, relay, label_for_person("handoff_ended"))
+    problem, _, _ = await _tell(console, handoff_id, relay, label_for_person("handoff_ended"))
 
     def close() -> None:
         with transaction(console.engine) as session:

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from channels.base import ConfigError, ConnectionFailed, ContactStopped, DiscreetWords, Reply, SendError, Throttled
+from channels.core import SEND_PATHS
 from channels.relay import NONCE_HEADER, PREFIX, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 
 TIMEOUT_SECONDS = 20.0  # a send waits for the channel's API (Twilio, Telegram) behind the gateway
@@ -88,7 +89,9 @@ class GatewayRelay:
         if response.status_code != 200:
             raise RelayUnavailable(f"gateway answered {response.status_code}")
 
-    async def send_to(self, channel: str, address: str, replies: list[Reply]) -> None:
+    async def send_to(self, channel: str, address: str, replies: list[Reply]) -> str:
+        """The path the message took (channels.core.SEND_PATHS: "direct", "session",
+        "template", "held"); a SendError with the gateway's code when it was not sent."""
         payload = {
             "channel": channel,
             "address": address,
@@ -99,6 +102,7 @@ class GatewayRelay:
             raise send_error(_error(response) or SendError.code)
         if response.status_code != 200:
             raise RelayUnavailable(f"gateway answered {response.status_code}")
+        return _path(response)
 
     async def history(self, pseudonym: str, limit: int = 12) -> list[tuple[bool, str]]:
         """The conversation's last messages; [] when the gateway or Rasa cannot say (as before)."""
@@ -111,6 +115,15 @@ class GatewayRelay:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+
+def _path(response: httpx.Response) -> str:
+    """The path a sent message took; "direct" from a gateway that does not say."""
+    try:
+        path = response.json().get("path")
+    except (ValueError, AttributeError):
+        return "direct"
+    return path if isinstance(path, str) and path in SEND_PATHS else "direct"
 
 
 def _error(response: httpx.Response) -> str | None:

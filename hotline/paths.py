@@ -7,3 +7,4 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "content"
 BUILD = ROOT / "build"
+PUBLIC_FIGURES = ROOT / "public" / "cifras"  # written by reports.public_figures, never read

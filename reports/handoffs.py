@@ -162,8 +162,11 @@ def record_inbound(
     return InboundResult()
 
 
-def record_outbound(session: Session, handoff_id: int, staff_id: int, text: str, keys: Keys, now: datetime) -> None:
-    """A staff member's message, after the channel accepted it."""
+def record_outbound(
+    session: Session, handoff_id: int, staff_id: int, text: str, keys: Keys, now: datetime, path: str | None = None
+) -> None:
+    """A staff member's message, after the channel accepted it, with the path it took
+    (channels.core.SEND_PATHS: on WhatsApp it may wait for the person's next message)."""
     handoff = _open(session, handoff_id)
     if handoff.state != "live":
         raise HandoffTaken(handoff_id)
@@ -175,6 +178,7 @@ def record_outbound(session: Session, handoff_id: int, staff_id: int, text: str,
             staff_id=staff_id,
             sealed_body=crypto.seal_text(keys.public_key, text),
             danger=False,
+            path=path,
         )
     )
 

@@ -290,6 +290,30 @@ class QuestionCount(Base):
     answers: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class LastInbound(Base):
+    """When a person last wrote on a channel with a reply window (WhatsApp: free-form
+    messages only within 24 hours of it). The time only, under the pseudonym."""
+
+    __tablename__ = "channel_last_inbound"
+
+    pseudonym: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class HeldMessage(Base):
+    """A staff message to a person outside WhatsApp's 24-hour window: an approved template
+    told them a message waits, and this text (sealed with the gateway key) goes out when
+    they write again. Dropped after channels.state.HELD_MAX_AGE."""
+
+    __tablename__ = "channel_held_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    pseudonym: Mapped[str] = mapped_column(String(64), index=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    held_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 class ChannelMessage(Base):
     """Ids of messages in a Telegram chat (the bot's and the person's), so /borrar can
     delete them from the phone while the Bot API allows it (48 hours). Purged after that."""
@@ -475,3 +499,6 @@ class HandoffMessage(Base):
     staff_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("staff_accounts.id"))
     sealed_body: Mapped[bytes] = mapped_column(LargeBinary)
     danger: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How a staff message went (channels/core.py SEND_PATHS): "direct" (SMS, Telegram),
+    # "session" (WhatsApp window open), "template" or "held" (the text waits for the person).
+    path: Mapped[str | None] = mapped_column(String(20))

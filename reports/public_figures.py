@@ -29,8 +29,8 @@ import jinja2
 import yaml
 from sqlalchemy import Engine, select
 
-from hotline.paths import CONTENT
-from reports.config import ROOT, _int, load_settings
+from hotline.paths import CONTENT, PUBLIC_FIGURES
+from reports.config import _int, load_settings
 from reports.db import make_engine, transaction
 from reports.models import Report
 from reports.questions import count_questions
@@ -221,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write the public figures page (static HTML).")
     parser.add_argument("--out", type=Path, default=None, help="folder (HOTLINE_PUBLIC_DIR, default public/cifras)")
     args = parser.parse_args(argv)
-    out = args.out or Path(os.environ.get("HOTLINE_PUBLIC_DIR", "").strip() or ROOT / "public" / "cifras")
+    out = args.out or Path(os.environ.get("HOTLINE_PUBLIC_DIR", "").strip() or PUBLIC_FIGURES)
     engine = make_engine(load_settings().database_url)
     try:
         page = write_page(engine, out, min_count(), datetime.now(UTC))

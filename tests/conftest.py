@@ -15,13 +15,14 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 
+from channels.core import gateway_content
 from hotline.edge import sign_metadata
 from scripts.stack import MODEL, RASA, Stack, free_port, running_stack, sqlite_url
 from tests.db_fixtures import database_url, engine, keyring, keys_dir  # noqa: F401  (fixtures)
 from tests.fake_telegram import FakeTelegram
 from tests.fake_twilio import ACCOUNT_SID as TWILIO_ACCOUNT_SID
 from tests.fake_twilio import AUTH_TOKEN as TWILIO_AUTH_TOKEN
-from tests.fake_twilio import FakeTwilio
+from tests.fake_twilio import TEMPLATE_SID, FakeTwilio
 
 os.environ.setdefault("PTB_TIMEDELTA", "true")  # python-telegram-bot 22 warns without it (warnings are errors here)
 
@@ -78,8 +79,10 @@ TELEGRAM_SECRET = "test-webhook-secret-0123456789"
 
 @pytest.fixture(scope="session")
 def fake_twilio() -> Iterator[FakeTwilio]:
-    """Twilio's REST API, faked by a real local HTTP server (outside our walls)."""
+    """Twilio's REST API, faked by a real local HTTP server (outside our walls), with the
+    approved WhatsApp template of content/gateway.yml."""
     fake = FakeTwilio()
+    fake.add_template(TEMPLATE_SID, gateway_content()["whatsapp_template"])
     fake.start()
     try:
         yield fake
@@ -101,6 +104,8 @@ def channel_credentials(fake_twilio: FakeTwilio, fake_telegram: FakeTelegram) ->
         "TWILIO_SMS_FROM": "+15005550006",
         "TWILIO_WHATSAPP_FROM": "whatsapp:+14155238886",
         "HOTLINE_TWILIO_API_URL": fake_twilio.url,
+        "HOTLINE_TWILIO_CONTENT_API_URL": fake_twilio.url,
+        "TWILIO_WHATSAPP_TEMPLATE_SID": TEMPLATE_SID,
         "TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN,
         "TELEGRAM_WEBHOOK_SECRET": TELEGRAM_SECRET,
         "HOTLINE_TELEGRAM_API_URL": fake_telegram.url,

@@ -4,9 +4,18 @@ way Twilio does (201 with a JSON Message), or with the error it was told to give
 a Message (/Messages/<sid>.json) or of one of its Media (/Messages/<sid>/Media/<sid>.json)
 follows Twilio's rules: 204 and gone (a message takes its media with it); 404 (20404) for an
 unknown SID; a message not in a final state refused with 20009 (the HTTP status of that
-refusal is not documented; 409 here). Anything else gets a 404 and is recorded too, so a
-test asserting the exact list of requests fails on an unexpected one. Point
-GatewaySettings.twilio_api_url at `fake.url`."""
+refusal is not documented; 409 here).
+
+WhatsApp templates (Content API, https://www.twilio.com/docs/content/content-api-resources):
+GET /v1/Content/<HX sid> answers a template added with `add_template` (404, 20404, for any
+other), GET /v1/Content/<sid>/ApprovalRequests its WhatsApp approval. A Message with
+ContentSid sends that template (21655 for an unknown one); a free-form Body to an address in
+`window_closed` gets 63016 (outside WhatsApp's 24-hour window), as Twilio answers.
+
+Strict: a request to no route above (or with a ContentSid and a Body together, or without
+the account's credentials on the Content API) is answered 404 and also kept in `unexpected`;
+tests assert it stays empty. Point GatewaySettings.twilio_api_url and
+twilio_content_api_url at `fake.url`."""
 
 from __future__ import annotations
 
@@ -24,6 +33,7 @@ from urllib.parse import parse_qs
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "fake-auth-token-" + "5e" * 8
+TEMPLATE_SID = "HX" + "5a" * 16  # the approved WhatsApp template of the tests' settings
 
 # The answers Twilio gives for the failures the channel maps (status, JSON body).
 ANSWERS: dict[str, tuple[int, dict[str, object]]] = {
@@ -39,6 +49,7 @@ ANSWERS: dict[str, tuple[int, dict[str, object]]] = {
     "server_error": (500, {"code": 20500, "message": "Internal Server Error", "status": 500}),
 }
 NOT_FOUND = (404, {"code": 20404, "message": "The requested resource was not found", "status": 404})
+INVALID_CONTENT = (400, {"code": 21655, "message": "The ContentSid is Invalid", "status": 400})
 NOT_FINAL = (409, {"code": 20009, "message": "Cannot delete this resource before it is complete", "status": 409})
 # https://www.twilio.com/docs/messaging/api/message-resource#message-status-values
 FINAL_STATUSES = frozenset({"received", "delivered", "undelivered", "failed", "read", "canceled"})
@@ -66,6 +77,22 @@ class FakeTwilio:
         self.running = False
         self.media: dict[str, tuple[bytes, str]] = {}  # path -> (content, content type), served to GET with auth
         self.statuses: dict[str, str] = {}  # Message SID -> status, of every message Twilio keeps
+        self.templates: dict[str, tuple[str, str]] = {}  # Content SID -> (body, WhatsApp approval status)
+        self.window_closed: set[str] = set()  # "whatsapp:+..." addresses silent for 24 hours
+        self.unexpected: list[Recorded] = []  # requests no route of Twilio's API would answer
+
+    def add_template(self, sid: str, body: str, status: str = "approved") -> None:
+        """A Content API template (twilio/text) and its WhatsApp approval status
+        ("approved", "pending", "rejected", "unsubmitted"...)."""
+        self.templates[sid] = (body, status)
+
+    def templates_sent(self, to: str) -> list[str]:
+        """The ContentSids of the messages sent to `to`, in order."""
+        return [
+            r.form["ContentSid"][0]
+            for r in self.requests
+            if r.method == "POST" and r.form.get("To") == [to] and "ContentSid" in r.form
+        ]
 
     def add_media(self, content: bytes, content_type: str, message_sid: str | None = None) -> str:
         """A media file as Twilio hosts an inbound message's media; returns its public URL
@@ -119,13 +146,61 @@ class FakeTwilio:
                 del self.media[media_path]  # deleting a message deletes its media (since October 2020)
             return 204, {}
 
-    def _reply(self, path: str, form: dict[str, list[str]]) -> tuple[int, dict[str, object]]:
-        if not (path.startswith("/2010-04-01/Accounts/") and path.endswith("/Messages.json")):
+    def _get(self, path: str, authorized: bool) -> tuple[int, dict[str, object]] | None:
+        """GET of media no longer kept (404), or /v1/Content/<sid>[/ApprovalRequests]; None
+        for any other path."""
+        if fullmatch(r"/2010-04-01/Accounts/\w+/Messages/\w+/Media/\w+", path):
             return NOT_FOUND
+        found = fullmatch(r"/v1/Content/(\w+)(/ApprovalRequests)?", path)
+        if not found or not authorized:
+            return None
+        sid = found.group(1)
+        with self._lock:
+            template = self.templates.get(sid)
+        if template is None:
+            return NOT_FOUND
+        url = f"https://content.twilio.com/v1/Content/{sid}"
+        if found.group(2):
+            return 200, {
+                "account_sid": ACCOUNT_SID,
+                "sid": sid,
+                "url": url + "/ApprovalRequests",
+                "whatsapp": {
+                    "type": "whatsapp",
+                    "name": "mensaje_nuevo",
+                    "category": "UTILITY",
+                    "content_type": "twilio/text",
+                    "status": template[1],
+                    "rejection_reason": "",
+                    "allow_category_change": True,
+                },
+            }
+        return 200, {
+            "account_sid": ACCOUNT_SID,
+            "sid": sid,
+            "friendly_name": "mensaje_nuevo",
+            "language": "es",
+            "variables": {},
+            "types": {"twilio/text": {"body": template[0]}},
+            "url": url,
+            "links": {"approval_fetch": url + "/ApprovalRequests"},
+        }
+
+    def _reply(self, path: str, form: dict[str, list[str]]) -> tuple[int, dict[str, object]] | None:
+        """POST .../Messages.json; None for any other path or a request Twilio refuses outright."""
+        if not (path.startswith("/2010-04-01/Accounts/") and path.endswith("/Messages.json")):
+            return None
+        content_sid = form.get("ContentSid", [None])[0]
+        if content_sid is not None and "Body" in form:
+            return None  # a template is sent without a Body
         with self._lock:
             index, self._messages_seen = self._messages_seen, self._messages_seen + 1
             if self.answer != "ok" and index >= self.fail_after:
                 return ANSWERS[self.answer]
+            if content_sid is not None and content_sid not in self.templates:
+                return INVALID_CONTENT
+            if content_sid is None and form.get("To", [""])[0] in self.window_closed:
+                return ANSWERS["window"]
             sid = next(self._sids)
             self.statuses[sid] = "queued"
         account = path.split("/")[3]
@@ -135,7 +210,7 @@ class FakeTwilio:
             "to": form.get("To", [""])[0],
             "from": form.get("From", [None])[0],
             "messaging_service_sid": form.get("MessagingServiceSid", [None])[0],
-            "body": form.get("Body", [""])[0],
+            "body": form.get("Body", [""])[0] if content_sid is None else self.templates[content_sid][0],
             "status": "queued",
             "num_segments": "1",
             "direction": "outbound-api",
@@ -165,11 +240,19 @@ class FakeTwilio:
                 form = parse_qs(raw, keep_blank_values=True)
                 with fake._lock:
                     fake.requests.append(Recorded(self.command, self.path, form, _basic_auth(self.headers)))
+                authorized = _basic_auth(self.headers) == (ACCOUNT_SID, AUTH_TOKEN)
+                answer: tuple[int, dict[str, object]] | None
                 if self.command == "DELETE":
-                    authorized = _basic_auth(self.headers) == (ACCOUNT_SID, AUTH_TOKEN)
-                    status, payload = fake._delete(self.path) if authorized else ANSWERS["auth"]
+                    answer = fake._delete(self.path) if authorized else ANSWERS["auth"]
+                elif self.command == "GET":
+                    answer = fake._get(self.path, authorized)
                 else:
-                    status, payload = fake._reply(self.path, form)
+                    answer = fake._reply(self.path, form)
+                if answer is None:
+                    with fake._lock:
+                        fake.unexpected.append(fake.requests[-1])
+                    answer = NOT_FOUND
+                status, payload = answer
                 if status == 204:
                     self.send_response(204)
                     self.end_headers()
