@@ -128,8 +128,12 @@ def generate_summary(opened: dict[str, Any], fields: list[str], consent: str | N
         lines.append(texts["lines"][name].format(value=_value(opened, name, consent), **extra))
     if "contact" not in fields:
         lines.append(texts["no_contact"])
-    lines += ["", texts["footer"]]
-    return "\n".join(lines)
+    footer = "\n\n" + str(texts["footer"])
+    body = "\n".join(lines)
+    room = referrals.MAX_SUMMARY_CHARS - len(footer)
+    if len(body) > room:  # a long report and its additions: cut, for the author to shorten by hand
+        body = body[: room - 1] + "…"
+    return body + footer
 
 
 # -- what the report page shows ------------------------------------------------------------------

@@ -38,7 +38,7 @@ CONSENT_WAYS = ("chat", "phone", "in_person", "written")  # how the tipster agre
 SEND_PATHS = ("email", "pdf")
 OUTCOMES = ("accepted", "declined", "no_answer", "other")
 APPROVER_ROLES = ("supervisor", "admin")
-MAX_SUMMARY_CHARS = 4000
+MAX_SUMMARY_CHARS = 8000  # the report text (4000) and more; what a form post can carry (console MAX_BODY 64 KiB)
 MAX_NOTE_CHARS = 300
 
 

@@ -7,11 +7,13 @@ the test's local SMTP server."""
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterator
 from datetime import timedelta
 from email import message_from_string, policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,7 +28,8 @@ from reports.config import Settings
 from reports.db import alembic_config, make_engine, transaction, upgrade
 from reports.models import Referral, Report, StaffAccount
 from reports.service import FiledReport, ReportDraft, file_report
-from tests.browser import chromium, login_with_totp, new_page, open_report, report_fact, shot
+from tests.browser import PHONE as PHONE_SCREEN
+from tests.browser import chromium, fits_the_width, login_with_totp, new_page, open_report, report_fact, shot
 from tests.conftest import Mailbox
 from tests.db_fixtures import Keyring
 from tests.test_console_cases import audit, signed_in, staff_id
@@ -148,6 +151,93 @@ def test_only_the_directory_gives_an_email_address() -> None:
     assert contact.sources and contact.value == contact.email
     phones = [c for contacts in directory().values() for c in contacts if c.kind == "phone"]
     assert phones and all(c.email is None for c in phones)
+
+
+def test_the_generated_summary_has_the_chosen_fields_and_fits_the_limit(keyring: Keyring) -> None:
+    body = {"what": "Los encierran de noche", "place": "zona 1", "when": None, "people": "3"}
+    opened: dict[str, Any] = {
+        "id": "0123abcd-0000-4000-8000-000000000000",
+        "created_at": START,
+        "country": "GT",
+        "kind": "labour",
+        "minors": None,
+        "danger_now": True,
+        "body": body,
+        "additions": [{"text": "Se los llevaron a otra finca"}],
+        "contact": ("sms", PHONE),
+    }
+    summary = pages.generate_summary(opened, ["country", "kind", "minors", "danger_now", "what", "when"], None)
+    for line in (
+        "Referencia: 0123abcd.",
+        "País: Guatemala (GT)",
+        "Tipo de situación: trabajo forzoso",
+        "Hay menores: no se sabe",
+        "Peligro inmediato: sí",
+        "Qué pasa: Los encierran de noche",
+        "Cuándo: —",
+        "No compartimos ningún dato de contacto",
+    ):
+        assert line in summary, line
+    assert "zona 1" not in summary and "otra finca" not in summary and PHONE not in summary
+    shared = pages.generate_summary(opened, ["additions", "contact"], "written")
+    assert "Se los llevaron a otra finca" in shared and f"{PHONE} (sms)" in shared and "lo dio por escrito" in shared
+    long = {**opened, "body": {**body, "what": "x" * 4000}, "additions": [{"text": "y" * 4000}] * 3}
+    cut = pages.generate_summary(long, ["what", "additions"], None)
+    assert len(cut) == referrals.MAX_SUMMARY_CHARS and "…" in cut and cut.endswith("canal acordado.")
+
+
+def unreachable_smtp(tmp_path: Path) -> Settings:
+    with socket.socket() as probe:  # a port nobody listens on: the connection is refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return Settings(
+        f"sqlite:///{tmp_path / 'x.db'}", tmp_path / "keys", smtp_host="127.0.0.1", smtp_port=port, smtp_from="l@h.test"
+    )
+
+
+def approved(console: Console, keyring: Keyring, contact: Contact, report_id: str) -> int:
+    """A referral prepared by ana and approved by beto, through the rules (the flow's HTTP
+    steps are tested above)."""
+    console.add("ana", "agent")
+    console.add("beto", "supervisor")
+    ana_id, beto_id = staff_id(console, "ana"), staff_id(console, "beto")
+    with transaction(console.engine) as session:
+        report = session.get(Report, report_id)
+        ana, beto = session.get(StaffAccount, ana_id), session.get(StaffAccount, beto_id)
+        assert report is not None and ana is not None and beto is not None
+        row = referrals.draft(
+            session, report, contact.key, contact.country, ["what"], None, "Resumen", ana, keyring.keys, START
+        )
+        referrals.submit(session, row, ana, START)
+        referrals.decide(session, row, beto, True, row.content_hash or "", "", keyring.keys, START)
+        return row.id
+
+
+def test_an_email_the_server_refuses_or_cannot_send_leaves_the_referral_approved(
+    tmp_path: Path, keyring: Keyring
+) -> None:
+    contact = email_contact()
+    with serve(tmp_path, reports=unreachable_smtp(tmp_path)) as console:
+        filed = file(console, keyring, contact.country)
+        referral_id = approved(console, keyring, contact, filed.report_id)
+        with signed_in(console, "carla") as client:
+            failed = step(client, filed.report_id, referral_id, "correo")
+            assert failed.status_code == 502 and "El servidor de correo no aceptó el mensaje" in failed.text
+        assert the_referral(console).state == "approved"
+        refusal = [e for e in audit(console) if e[1] == "referral_send_failed"]
+        assert [(e[0], e[2]) for e in refusal] == [("carla", f"denuncia {filed.report_id}")]
+        assert refusal[0][3] and refusal[0][3].startswith(f"derivación {referral_id}: {contact.key} · ")
+    bare = tmp_path / "sin-correo"
+    bare.mkdir()
+    (bare / "keys").symlink_to(tmp_path / "keys")  # the same keyring
+    with serve(bare) as console:  # no HOTLINE_SMTP_*: the page says so, nothing is sent
+        filed = file(console, keyring, contact.country)
+        referral_id = approved(console, keyring, contact, filed.report_id)
+        with signed_in(console, "carla") as client:
+            assert "El correo saliente no está configurado" in client.get(f"/casos/{filed.report_id}").text
+            off = step(client, filed.report_id, referral_id, "correo")
+            assert off.status_code == 409 and "no está configurado" in off.text
+        assert the_referral(console).state == "approved"
 
 
 # -- over HTTP --------------------------------------------------------------------------------------
@@ -537,6 +627,10 @@ def test_a_referral_prepared_approved_by_another_supervisor_sent_and_answered_in
             f"sin respuesta el {START.date().isoformat()}: Sin acuse tras dos semanas"
         )
         shot(page, "referral-answered")
+        page.set_viewport_size(PHONE_SCREEN)  # a phone: the referral's card fits the screen too
+        page.reload()
+        assert fits_the_width(page)
+        shot(page, "referral-answered-phone")
     assert dialogs == []
     actions = [(e[0], e[1]) for e in audit(console) if e[1].startswith("referral_")]
     assert actions == [
