@@ -71,6 +71,7 @@ PDF_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 TIME = "%Y-%m-%d %H:%M"
+REFUSALS = {"own_referral": "referral_self_decision_refused", "mail_failed": "referral_send_failed"}  # else refused
 
 
 class Missing(LookupError):
@@ -296,7 +297,9 @@ async def _refused(
     request: Request, console: Console, account: StaffAccount, target: str, detail: str, error: referrals.ReferralError
 ) -> Response:
     """The refusal's page, and its audit row (the step's own transaction was rolled back)."""
-    action = "referral_self_decision_refused" if error.reason == "own_referral" else "referral_refused"
+    action = REFUSALS.get(error.reason, "referral_refused")
+    if isinstance(error, SendFailed):
+        detail = f"{detail} · {error.problem}"
     await in_transaction(console, lambda session: audit(session, console, action, account, target, detail))
     return console.error(request, error.status, ERRORS["title"], ERRORS[error.reason])
 
@@ -468,22 +471,33 @@ def _send_record(
     audit(session, console, "referral_sent", account, _target(referral.report_id), detail)
 
 
-@dataclass(frozen=True)
-class Mail:
-    institution: str
-    to: str
-    subject: str
-    body: str
+class SendFailed(referrals.ReferralError):
+    """The SMTP server did not take the message: nothing was sent, nothing recorded."""
+
+    status = 502
+
+    def __init__(self, problem: str) -> None:
+        super().__init__("mail_failed")
+        self.problem = problem[:120]  # notify.send_message's text: no secret, no report text
+
+
+def _message(referral: Referral, to: str, body: str, settings: Settings) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = templates()["email"]["subject"].format(reference=reference(referral.report_id))
+    message["From"], message["To"] = settings.smtp_from, to
+    message.set_content(body)
+    return message
 
 
 @auth.requires("agent")
 async def send_email(request: Request, account: StaffAccount) -> Response:
-    """E-mails the approved summary to the directory's address of the institution: checked,
-    sent outside any transaction, then recorded (checked again on the locked row)."""
+    """E-mails the approved summary to the directory's address of the institution. The
+    referral's row stays locked while the SMTP server takes the message (at most its
+    timeout), so two clicks at once send it once: the second finds it sent."""
     console = console_of(request)
     settings = mail_settings(console)
 
-    def prepare_mail(session: Session, referral: Referral, keys: Keys, private_key: PrivateKey) -> str:
+    def step(session: Session, referral: Referral, keys: Keys, private_key: PrivateKey) -> str:
         referrals.check_sendable(referral)
         contact = directory.find(referral.institution_key)
         address = contact.email if contact is not None else None
@@ -492,36 +506,14 @@ async def send_email(request: Request, account: StaffAccount) -> Response:
         if settings is None:
             raise referrals.WrongState("mail_off")
         body = referrals.opened_text(private_key, referral.summary_sealed) or ""
-        subject = templates()["email"]["subject"].format(reference=reference(referral.report_id))
-        prepared.append(Mail(referral.institution_key, address, subject, body))
+        try:
+            send_message(_message(referral, address, body, settings), settings)
+        except NotifyError as problem:
+            raise SendFailed(str(problem)) from None
+        _send_record(session, referral, "email", address, account, console)
         return "sent"
 
-    prepared: list[Mail] = []
-    checked = await _run(request, account, prepare_mail)
-    if not prepared or settings is None:
-        return checked  # refused: the refusal's page
-    mail = prepared[0]
-    ids = _ids(request)
-    assert ids is not None  # _run found the referral
-    report_id, referral_id = ids
-    message = EmailMessage()
-    message["Subject"], message["From"], message["To"] = mail.subject, settings.smtp_from, mail.to
-    message.set_content(mail.body)
-    try:
-        await run_in_threadpool(send_message, message, settings)
-    except NotifyError as problem:
-        detail = _detail(referral_id, mail.institution, str(problem)[:120])
-        await in_transaction(
-            console,
-            lambda session: audit(session, console, "referral_send_failed", account, _target(report_id), detail),
-        )
-        return console.error(request, 502, ERRORS["title"], ERRORS["mail_failed"])
-
-    def record(session: Session, referral: Referral, keys: Keys, private_key: PrivateKey) -> str:
-        _send_record(session, referral, "email", mail.to, account, console)
-        return "sent"
-
-    return await _run(request, account, record)
+    return await _run(request, account, step)
 
 
 def render_pdf(referral: Referral, summary: str, institution: str) -> bytes:

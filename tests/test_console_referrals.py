@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from email import message_from_string, policy
 from email.message import EmailMessage
@@ -211,6 +213,29 @@ def approved(console: Console, keyring: Keyring, contact: Contact, report_id: st
         referrals.submit(session, row, ana, START)
         referrals.decide(session, row, beto, True, row.content_hash or "", "", keyring.keys, START)
         return row.id
+
+
+def test_two_sends_at_once_send_one_email(console: Console, keyring: Keyring, mailbox: Mailbox) -> None:
+    contact = email_contact()
+    filed = file(console, keyring, contact.country)
+    before = len(mailbox.messages)
+    referral_id = approved(console, keyring, contact, filed.report_id)
+    clients = [signed_in(console, name) for name in ("carla", "dario")]
+    with clients[0] as carla, clients[1] as dario:
+        tokens = [csrf(client, f"/casos/{filed.report_id}") for client in (carla, dario)]
+        start = threading.Barrier(2)
+
+        def send(client: httpx.Client, token: str) -> int:
+            start.wait()
+            path = f"/casos/{filed.report_id}/derivaciones/{referral_id}/correo"
+            return client.post(path, data={"csrf": token}).status_code
+
+        with ThreadPoolExecutor(2) as pool:
+            answers = sorted(pool.map(send, (carla, dario), tokens))
+    assert answers == [303, 403]  # one sent it; the other found it sent
+    assert len(mailbox.wait_for(before + 1)) == before + 1
+    assert len(mailbox.messages) == before + 1
+    assert [e[1] for e in audit(console)].count("referral_sent") == 1
 
 
 def test_an_email_the_server_refuses_or_cannot_send_leaves_the_referral_approved(
