@@ -21,8 +21,9 @@ import httpx
 import pytest
 from alembic import command
 from playwright.sync_api import Browser, Page, expect
-from sqlalchemy import select, text
+from sqlalchemy import Engine, select, text
 
+from console import auth
 from console import referrals as pages
 from console.directory import Contact, contacts_for, directory
 from reports import crypto, referrals
@@ -263,6 +264,44 @@ def test_an_email_the_server_refuses_or_cannot_send_leaves_the_referral_approved
             off = step(client, filed.report_id, referral_id, "correo")
             assert off.status_code == 409 and "no está configurado" in off.text
         assert the_referral(console).state == "approved"
+
+
+def test_the_whole_path_on_sqlite_and_postgresql(engine: Engine, keyring: Keyring) -> None:
+    """The rules against each database the line runs on (JSON fields, dates, row locks)."""
+    ana = auth.create_account(engine, "ana", "agent", PASSWORD, START, created_by=None)
+    sara = auth.create_account(engine, "sara", "supervisor", PASSWORD, START, created_by=None)
+    draft = ReportDraft("Los encierran de noche", "GT", "zona 1", None, "3", False, "labour", False)
+    with transaction(engine) as session:
+        report_id = file_report(session, draft, keyring.keys, START, notify_channels=()).report_id
+    with transaction(engine) as session:
+        report = session.get(Report, report_id)
+        author, approver = session.get(StaffAccount, ana.id), session.get(StaffAccount, sara.id)
+        assert report is not None and author is not None and approver is not None
+        row = referrals.draft(
+            session, report, "gt.x", "GT", ["what", "place"], None, "Resumen", author, keyring.keys, START
+        )
+        referrals.submit(session, row, author, START)
+        with pytest.raises(referrals.NotAllowed, match="not_supervisor"):
+            referrals.decide(session, row, author, True, row.content_hash or "", "", keyring.keys, START)
+        referrals.decide(session, row, approver, True, row.content_hash or "", "", keyring.keys, START)
+        referrals.mark_sent(session, row, "pdf", None, approver, START)
+        with pytest.raises(referrals.Invalid, match="bad_date"):
+            referrals.record_outcome(
+                session, row, "other", "", START.date() + timedelta(days=1), approver, keyring.keys, START
+            )
+        referrals.record_outcome(session, row, "other", "Llamaron", START.date(), approver, keyring.keys, START)
+        referral_id = row.id
+    with transaction(engine) as session:
+        stored = session.get(Referral, referral_id, with_for_update=True)
+        assert stored is not None
+        assert (stored.state, stored.shared_fields, stored.sent_via, stored.outcome_on) == (
+            "answered",
+            ["what", "place"],
+            "pdf",
+            START.date(),
+        )
+        assert stored.approved_hash == stored.content_hash == referrals.content_hash(stored)
+        assert crypto.unseal_text(keyring.private_key, stored.outcome_note_sealed or b"") == "Llamaron"
 
 
 # -- over HTTP --------------------------------------------------------------------------------------
