@@ -632,7 +632,16 @@ def create_console_app(
     settings: ConsoleSettings, engine: Engine | None = None, relay: Callable[[], Any] | None = None
 ) -> Starlette:
     """The console; `engine` defaults to one made from settings.database_url (migrated already)."""
-    from console import cases, contact, facts_audit, handoff, photos, services_page, stats  # they import this module
+    from console import (  # they import this
+        cases,
+        contact,
+        facts_audit,
+        handoff,
+        photos,
+        referrals,
+        services_page,
+        stats,
+    )
 
     console = Console(settings, engine if engine is not None else make_engine(settings.database_url), relay)
     secret = settings.secret or keys.derive(console.key, "console session cookie").hex()
@@ -668,6 +677,7 @@ def create_console_app(
             *cases.case_routes(),
             *contact.routes(),
             *photos.routes(),
+            *referrals.routes(),
             *handoff.routes(),
             *stats.routes(),
             *facts_audit.routes(),

@@ -1,7 +1,7 @@
 """Queue and case work: the queue (urgent first, then oldest first, with filters), the report
 page (opened with the staff private key only when shown; each view audited), status changes,
-assignment, internal notes (sealed to the staff key), referrals to the directory of
-content/facts.yml and messages the tipster reads with their code.
+assignment, internal notes (sealed to the staff key), the referrals' section (four eyes:
+console/referrals.py) and messages the tipster reads with their code.
 
 Every action writes an AuditEntry naming who, what and the report id, never report text.
 """
@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from console import auth, directory, photos
+from console import auth, directory, photos, referrals
 from console.app import ERRORS, Console, console_of, redirect_to
 from console.labels import console_labels, label, label_map
 from console.pages import FORM_TEXT_LIMIT, REPORT_ID, audit, in_transaction, not_found, path_value
@@ -32,7 +32,6 @@ from reports.models import (
     STATUSES,
     CaseAssignment,
     CaseNote,
-    Referral,
     Report,
     StaffAccount,
 )
@@ -51,6 +50,7 @@ DONE = {  # ?hecho=<token> after an action -> what the page says
     "nota": _DONE["note"],
     "derivacion": _DONE["referral"],
     "mensaje": _DONE["message"],
+    **referrals.DONE,
 }
 TOO_LONG = label("cases", "too_long")
 EMPTY = label("cases", "empty")
@@ -61,7 +61,6 @@ FILTER_NAMES = label_map("cases", "filter_names", keys=("country", "kind", "stat
 BAD_STATUS = label("cases", "bad_status")
 BAD_PERSON = label("cases", "bad_person")
 UNKNOWN_STAFF = label("cases", "unknown_staff")
-PICK_INSTITUTION = label("cases", "pick_institution")
 ASSIGN_FORBIDDEN = label("cases", "assign_forbidden")
 NOT_FOUND = label("cases", "not_found")
 UNREADABLE = label("cases", "unreadable")
@@ -223,10 +222,9 @@ def _open_page(
             {"at": n.created_at, "author": names.get(n.author_id or -1, NONE), "text": unsealed(n.sealed_body)}
             for n in session.scalars(select(CaseNote).where(CaseNote.report_id == report_id).order_by(CaseNote.id))
         ]
-        referrals = []
-        for r in session.scalars(select(Referral).where(Referral.report_id == report_id).order_by(Referral.id)):
-            contact = directory.find(r.institution_key)
-            referrals.append({"at": r.referred_at, "staff": names.get(r.staff_id or -1, NONE), "contact": contact})
+        referral_context = referrals.page_context(
+            session, report_id, account, names, private_key, opened["contact"] is not None, console
+        )
         assignment = session.get(CaseAssignment, report_id)
         photo_context = photos.page_context(session, report_id, opened["country"])
         audit(session, console, "report_viewed", account, _target(report_id), detail)
@@ -237,7 +235,7 @@ def _open_page(
         "report": opened,
         "reasons": reason_labels(opened["triage_reasons"]),
         "notes": notes,
-        "referrals": referrals,
+        **referral_context,
         "assignee": names.get(assignment.staff_id) if assignment else None,
         "assignee_id": assignment.staff_id if assignment else None,
         "staff": [(staff_id, name) for staff_id, name in sorted(names.items(), key=lambda item: item[1])],
@@ -442,35 +440,6 @@ async def note_submit(request: Request, account: StaffAccount) -> Response:
 
 
 @auth.requires("agent")
-async def referral_submit(request: Request, account: StaffAccount) -> Response:
-    report_id = _report_id(request)
-    if report_id is None:
-        return _not_found(request)
-    console = console_of(request)
-    contact = directory.find(_text(request.state.form, "institution"))
-    if contact is None:
-        return await _report_page(request, account, report_id, 400, error=PICK_INSTITUTION)
-
-    def work(session: Session, keys: Keys) -> None:
-        now = console.now()
-        session.add(
-            Referral(
-                report_id=report_id,
-                institution_key=contact.key,
-                country=contact.country,
-                referred_at=now,
-                staff_id=account.id,
-            )
-        )
-        service.change_status(session, report_id, "referred", str(account.id), None, keys, now)
-        auth.record(
-            session, "report_referred", now, actor=account.username, target=_target(report_id), detail=contact.key
-        )
-
-    return await _act(request, report_id, work) or _back(request, report_id, "derivacion")
-
-
-@auth.requires("agent")
 async def message_submit(request: Request, account: StaffAccount) -> Response:
     report_id = _report_id(request)
     if report_id is None:
@@ -496,6 +465,5 @@ def case_routes() -> list[Route]:
         Route("/casos/{report_id}/estado", status_submit, methods=["POST"], name="case_status"),
         Route("/casos/{report_id}/asignar", assign_submit, methods=["POST"], name="case_assign"),
         Route("/casos/{report_id}/nota", note_submit, methods=["POST"], name="case_note"),
-        Route("/casos/{report_id}/derivar", referral_submit, methods=["POST"], name="case_referral"),
         Route("/casos/{report_id}/mensaje", message_submit, methods=["POST"], name="case_message"),
     ]

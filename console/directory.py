@@ -11,6 +11,7 @@ assistant's content itself is only ever built from content/confirmations.yml."""
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -24,6 +25,7 @@ USABLE = ("verified", "secondary")
 CONFIDENCE_NAMES = label_map("directory", "confidence", keys=USABLE)
 PHONE_CONFIRMED = label("facts", "phone_confirmed")
 CONFIRMATIONS_ENV = "HOTLINE_CONFIRMATIONS_FILE"
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 
 
 def confirmations_file() -> Path | None:
@@ -53,6 +55,13 @@ class Contact:
         if self.confirmed_on is None:
             return None
         return PHONE_CONFIRMED.format(date=self.confirmed_on.isoformat())
+
+    @property
+    def email(self) -> str | None:
+        """The institution's e-mail address when the fact's own value is one and has a
+        source: a referral is e-mailed only there (an address is never typed or guessed)."""
+        value = (self.value or "").strip()
+        return value if self.sources and EMAIL.fullmatch(value) else None
 
     @property
     def confidence_name(self) -> str:

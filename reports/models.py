@@ -414,7 +414,11 @@ class CaseNote(Base):
 
 
 class Referral(Base):
-    """A report referred to an institution of the directory (`institution_key`: a fact id)."""
+    """A report referred to an institution of the directory (`institution_key`: a fact id),
+    with four eyes (reports/referrals.py): the author (`staff_id`) prepares it, another
+    supervisor approves the exact content (`approved_hash`), then it is sent by e-mail or as
+    a PDF and staff record the institution's answer. Texts are sealed to the staff key. Rows
+    from before the approval flow have state "recorded"."""
 
     __tablename__ = "referrals"
 
@@ -424,6 +428,25 @@ class Referral(Base):
     country: Mapped[str | None] = mapped_column(String(2))
     referred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     staff_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("staff_accounts.id"))
+    state: Mapped[str] = mapped_column(String(20), default="draft", server_default="recorded", index=True)
+    shared_fields: Mapped[list[str] | None] = mapped_column(JSON)
+    contact_consent_how: Mapped[str | None] = mapped_column(String(20))
+    summary_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    decided_by: Mapped[int | None] = mapped_column(Integer, ForeignKey("staff_accounts.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    approved_hash: Mapped[str | None] = mapped_column(String(64))
+    decision_note_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sent_via: Mapped[str | None] = mapped_column(String(10))  # "email" or "pdf"
+    sent_to: Mapped[str | None] = mapped_column(String(254))  # the directory's e-mail address
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_by: Mapped[int | None] = mapped_column(Integer, ForeignKey("staff_accounts.id"))
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    outcome_on: Mapped[date | None] = mapped_column(Date)
+    outcome_note_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    outcome_by: Mapped[int | None] = mapped_column(Integer, ForeignKey("staff_accounts.id"))
+    outcome_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 # -- Content audit (console/facts_audit.py): a staff member called a number of

@@ -113,16 +113,24 @@ def _scrub(text: str, settings: Settings) -> str:
 
 
 def send_email(alert: Alert, settings: Settings) -> None:
-    """One message to every HOTLINE_SMTP_TO address. The password is sent only over TLS
-    (STARTTLS or implicit): a server that does not offer it gets nothing."""
+    """One message to every HOTLINE_SMTP_TO address."""
     if not settings.email_configured or settings.smtp_host is None or settings.smtp_from is None:
         raise NotifyError("e-mail is not configured")
-    if settings.smtp_user and settings.smtp_tls not in ("starttls", "implicit"):
-        raise NotifyError("refusing to send the SMTP password without TLS (set HOTLINE_SMTP_TLS)")
     subject, body = render_email(alert, settings)
     message = EmailMessage()
     message["Subject"], message["From"], message["To"] = subject, settings.smtp_from, ", ".join(settings.smtp_to)
     message.set_content(body)
+    send_message(message, settings)
+
+
+def send_message(message: EmailMessage, settings: Settings) -> None:
+    """Hands a message to the configured SMTP server (HOTLINE_SMTP_*; a referral to an
+    institution goes the same way). The password is sent only over TLS (STARTTLS or
+    implicit): a server that does not offer it gets nothing."""
+    if settings.smtp_host is None or settings.smtp_from is None:
+        raise NotifyError("e-mail is not configured")
+    if settings.smtp_user and settings.smtp_tls not in ("starttls", "implicit"):
+        raise NotifyError("refusing to send the SMTP password without TLS (set HOTLINE_SMTP_TLS)")
     context = ssl.create_default_context(cafile=settings.smtp_ca_file)
     try:
         with _connect(settings.smtp_host, settings, context) as smtp:

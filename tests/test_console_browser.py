@@ -22,7 +22,7 @@ from sqlalchemy import Engine, select
 from console import auth
 from console.directory import contacts_for
 from reports.db import make_engine, transaction
-from reports.models import AuditEntry, CaseNote, Report, StaffAccount, utcnow
+from reports.models import AuditEntry, CaseNote, Referral, Report, StaffAccount, utcnow
 from scripts.stack import Stack
 from tests.browser import (
     LAPTOP,
@@ -178,12 +178,12 @@ def test_note_referral_and_status_changes_are_confirmed_and_audited(
     expect(page.locator("main p.text").filter(has_text="· ana")).to_contain_text(note)
 
     page.check(f"input[name=institution][value='{contact.key}']")
-    page.click("text=Derivar (estado: referido)")
-    expect(page.locator(".message")).to_have_text("Denuncia derivada.")
-    expect(report_fact(page, "Estado")).to_have_text("referido")
-    expect(page.locator("main")).to_contain_text(f"{contact.label} (GT)")
+    page.click("text=Preparar borrador de derivación")  # sent only after approval (test_console_referrals.py)
+    expect(page.locator(".message")).to_contain_text("Borrador de derivación guardado")
+    expect(report_fact(page, "Estado")).to_have_text("nuevo")
+    expect(page.locator("article.referral h3")).to_have_text(f"{contact.label} (GT)")
 
-    for status, name, previous in (("in_review", "en revisión", "referido"), ("closed", "cerrado", "en revisión")):
+    for status, name, previous in (("in_review", "en revisión", "nuevo"), ("closed", "cerrado", "en revisión")):
         page.select_option("form[action$='/estado'] select[name=status]", status)
         page.click("text=Cambiar estado")
         expect(page.locator(".message")).to_have_text("Estado cambiado.")
@@ -194,11 +194,12 @@ def test_note_referral_and_status_changes_are_confirmed_and_audited(
         report = session.get(Report, filed.report_id)
         assert report is not None and report.status == "closed"
         assert len(session.scalars(select(CaseNote).where(CaseNote.report_id == filed.report_id)).all()) == 1
+        referral_id = session.scalars(select(Referral.id).where(Referral.report_id == filed.report_id)).one()
     target = f"denuncia {filed.report_id}"
     work = [entry for entry in audit(console, "ana") if entry[0] not in ("login", "report_viewed")]
     assert work == [
         ("note_added", target, None),
-        ("report_referred", target, contact.key),
+        ("referral_drafted", target, f"derivación {referral_id}: {contact.key}"),
         ("status_changed", target, "in_review"),
         ("status_changed", target, "closed"),
     ]
@@ -209,7 +210,7 @@ def test_note_referral_and_status_changes_are_confirmed_and_audited(
         signed_in(other, console, "sara", "supervisor")
         other.click("header nav >> text=Registro de auditoría")
         expect(other.locator("h1")).to_have_text("Registro de auditoría")
-        for action in ("report_viewed", "note_added", "report_referred", "status_changed"):
+        for action in ("report_viewed", "note_added", "referral_drafted", "status_changed"):
             expect(audit_rows(other, "ana", action).first).to_contain_text(target)
         expect(audit_rows(other, "ana", "status_changed")).to_have_count(2)
     assert supervisor == []
@@ -392,15 +393,15 @@ def test_a_report_filed_by_sms_worked_end_to_end_in_the_browser(
     expect(page.locator("main")).to_contain_text("<b>sin falta</b>")
 
     page.locator("input[name=institution]").first.check()
-    page.click("text=Derivar (estado: referido)")
-    expect(report_fact(page, "Estado")).to_have_text("referido")
+    page.click("text=Preparar borrador de derivación")  # a draft: sent only after approval
+    expect(page.locator("article.referral .referral-state")).to_have_text("borrador")
 
     page.select_option("form[action$='/estado'] select[name=status]", "closed")
     page.click("text=Cambiar estado")
     expect(report_fact(page, "Estado")).to_have_text("cerrado")
 
     actions = audited(stack_engine, "rosa")
-    for action in ("login", "report_viewed", "note_added", "report_referred", "status_changed"):
+    for action in ("login", "report_viewed", "note_added", "referral_drafted", "status_changed"):
         assert action in actions, (action, actions)
 
     page.set_viewport_size(PHONE)  # a phone: nothing wider than the screen

@@ -156,18 +156,15 @@ def test_status_change_and_referral_are_recorded_and_audited(console: Console, k
         changes = session.scalars(select(StatusChange).where(StatusChange.report_id == filed.report_id)).all()
         referral = session.scalars(select(Referral)).one()
         report = session.get(Report, filed.report_id)
-        assert report is not None and report.status == "referred"
-    assert [(c.new_status, c.actor) for c in changes] == [
-        ("received", None),
-        ("in_review", str(ana)),
-        ("referred", str(ana)),
-    ]
+        assert report is not None and report.status == "in_review"  # "referred" once sent (test_console_referrals)
+    assert [(c.new_status, c.actor) for c in changes] == [("received", None), ("in_review", str(ana))]
     assert changes[1].note_sealed is not None and b"Revisando" not in changes[1].note_sealed
     assert (referral.institution_key, referral.country, referral.staff_id) == (contact.key, "GT", ana)
+    assert referral.state == "draft"  # nothing is sent without another supervisor's approval
     target = f"denuncia {filed.report_id}"
     actions = audit(console)
     assert ("ana", "status_changed", target, "in_review") in actions
-    assert ("ana", "report_referred", target, contact.key) in actions
+    assert ("ana", "referral_drafted", target, f"derivación {referral.id}: {contact.key}") in actions
 
 
 def test_an_overlong_note_is_refused_and_kept_in_the_form(console: Console, keyring: Keyring) -> None:

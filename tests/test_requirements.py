@@ -23,6 +23,7 @@ VULNERABLE = {
     "aiosmtpd": "1.4.5",
     "urllib3": "2.6.3",
     "requests": "2.33.0",
+    "fonttools": "4.60.1",
 }
 
 
