@@ -632,7 +632,16 @@ def create_console_app(
     settings: ConsoleSettings, engine: Engine | None = None, relay: Callable[[], Any] | None = None
 ) -> Starlette:
     """The console; `engine` defaults to one made from settings.database_url (migrated already)."""
-    from console import cases, contact, facts_audit, handoff, photos, services_page, stats  # they import this module
+    from console import (  # they import this module
+        cases,
+        contact,
+        facts_audit,
+        handoff,
+        oncall,
+        photos,
+        services_page,
+        stats,
+    )
 
     console = Console(settings, engine if engine is not None else make_engine(settings.database_url), relay)
     secret = settings.secret or keys.derive(console.key, "console session cookie").hex()
@@ -670,6 +679,7 @@ def create_console_app(
             *photos.routes(),
             *handoff.routes(),
             *stats.routes(),
+            *oncall.routes(),
             *facts_audit.routes(),
             *services_page.routes(),
             Route("/health", health, name="health"),
