@@ -26,7 +26,7 @@ from tests.browser import chromium, login_with_totp, new_page, shot
 from tests.conftest import Mailbox
 from tests.db_fixtures import Keyring, settings_for
 from tests.test_console_cases import audit, file, queue_ids, signed_in, staff_id
-from tests.test_console_web import PASSWORD, START, Console, csrf, log_in, serve
+from tests.test_console_web import PASSWORD, START, Console, csrf, log_in, password_step, serve
 from tests.test_oncall import LINK, read_mail
 
 MAIL = "ana@linea.example"
@@ -127,8 +127,12 @@ def test_the_acknowledge_link_confirms_on_post_once_and_refuses_clearly(
     link = LINK.search(read_mail(mailbox.wait_for(mails + 1)[-1])[2])
     assert link is not None and link.group(0).startswith(console.url)
     path = link.group(0)[len(console.url) :]
-    with console.client() as scanner:  # a link scanner, not signed in: to the login, nothing changes
-        assert scanner.get(path).headers["location"] == "/console/login"
+    with console.client() as client:  # signed out (or a link scanner): to the login, nothing changes
+        assert client.get(path).headers["location"] == "/console/login"
+        assert password_step(client, "ana").headers["location"] == "/console/login/totp"
+        form = {"csrf": csrf(client, "/login/totp"), "code": console.code("ana")}
+        assert client.post("/login/totp", data=form).headers["location"] == "/console" + path  # back to the link
+        console.clock.advance(seconds=30)  # the next login needs the next code
     with console.client() as client:
         log_in(console, client, "carla")
         refused = client.get(path)
@@ -141,7 +145,7 @@ def test_the_acknowledge_link_confirms_on_post_once_and_refuses_clearly(
         assert filed.code not in page.text and "encerradas" not in page.text
         with transaction(console.engine) as session:
             assert session.scalar(select(OnCallPage.acknowledged_at)) is None  # GET changed nothing
-        console.clock.advance(minutes=3)
+        console.clock.advance(minutes=2, seconds=30)
         done = client.post(path, data={"csrf": csrf(client, path)})
         assert done.status_code == 200 and "Aviso confirmado" in done.text
         assert f'href="/console/casos/{filed.report_id}"' in done.text
@@ -281,7 +285,16 @@ def test_a_shift_and_an_acknowledgement_in_chromium(
         oncall.escalate_due(console.engine, job_settings(console, keyring, mailbox), console.clock())
         link = LINK.search(read_mail(mailbox.wait_for(mails + 1)[-1])[2])
         assert link is not None
+        page.click("header nav form button[type=submit]")  # signed out: the link leads through the login
+        console.clock.advance(seconds=30)
         page.goto(link.group(0))
+        expect(page.locator("h1")).to_have_text("Iniciar sesión")
+        page.fill("#username", "ana")
+        page.fill("#password", PASSWORD)
+        page.click("main button[type=submit]")
+        page.fill("#code", console.code("ana"))
+        page.click("main button[type=submit]")
+        expect(page).to_have_url(link.group(0))
         expect(page.locator("h1")).to_have_text("Confirmar aviso de guardia")
         shot(page, "oncall-ack")
         page.click("#ack button[type=submit]")
@@ -293,3 +306,10 @@ def test_a_shift_and_an_acknowledgement_in_chromium(
     with transaction(console.engine) as session:
         acknowledged = session.scalar(select(OnCallPage.acknowledged_by))
         assert acknowledged == ana and session.get(StaffAccount, ana) is not None
+
+
+def test_only_an_acknowledge_link_is_returned_to_after_login(console: Console) -> None:
+    console.add("ana", "agent")
+    with console.client() as client:
+        assert client.get("/casos").headers["location"] == "/console/login"
+        log_in(console, client, "ana")  # asserts the landing page is home, not the queue
