@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from console import auth
-from reports import oncall
+from reports import jobs, oncall
 from reports.config import Settings
 from reports.db import transaction
 from reports.handoffs import request_handoff, take
@@ -325,3 +325,12 @@ def test_without_the_on_call_key_pages_reach_nobody_and_say_so(
     keyless = replace(settings, keys_dir=tmp_path / "nowhere")
     counts = oncall.escalate_due(engine, keyless, START)
     assert (counts.sent, counts.failed) == (0, 1)
+
+
+def test_the_jobs_run_the_chain_under_its_lease(engine: Engine, settings: Settings, keyring: Keyring) -> None:
+    sara = staff(engine, "sara", "supervisor")
+    contact(engine, settings, sara, telegram=SARA_CHAT)
+    urgent(engine, keyring)
+    line = jobs.escalate_once(settings, START)
+    assert line == "on call: 1 paged, 0 escalated, 1 sent, 0 reached nobody, 0 with nobody left"
+    assert jobs.escalate_once(settings, START + timedelta(minutes=10)).endswith("1 with nobody left")
