@@ -33,8 +33,8 @@ from reports.models import OnCallPage, OnCallShift, StaffAccount, StaffContact
 LABELS: dict[str, Any] = console_labels()["oncall"]
 SHIFT_TARGET = label("audit_log", "targets", "shift")
 PAGE_TARGET = label("audit_log", "targets", "page")
-SHIFT_ID = re.compile(r"[1-9][0-9]{0,8}")
-TIME_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M")
+SHIFT_ID = re.compile(r"[1-9][0-9]{0,8}")  # also a staff id: fits a 32-bit INTEGER column
+TIME_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")  # datetime-local, typed
 DONE = {"creado": "created", "borrado": "deleted"}
 LIST_LIMIT = 100
 
@@ -130,7 +130,7 @@ async def shift_create(request: Request, account: StaffAccount) -> Response:
         return await _shifts_page(request, account, 400, form=form, error=error)
 
     def create(session: Session) -> str | None:
-        person = session.get(StaffAccount, int(form["staff"])) if form["staff"].isdigit() else None
+        person = session.get(StaffAccount, int(form["staff"])) if SHIFT_ID.fullmatch(form["staff"]) else None
         if person is None or person.disabled:
             return None
         shift = OnCallShift(

@@ -23,7 +23,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -369,8 +369,8 @@ def _deliver(page: Planned, contact: Contact | None, settings: Settings) -> tupl
         try:
             SENDERS[channel](settings, contact.value(channel), page.kind, text)
             went.append(channel)
-        except notify.NotifyError as error:
-            problems.append(f"{channel}: {error}")
+        except notify.NotifyError as error:  # an SMTP refusal names the recipient: never kept or logged
+            problems.append(f"{channel}: {error}".replace(contact.value(channel), "***"))
         except Exception as error:  # a bug must not stop the other channels; its text may hold the address
             problems.append(f"{channel}: unexpected {type(error).__name__}")
     if problems:
@@ -490,5 +490,5 @@ def acknowledge(session: Session, token: str, staff_id: int, now: datetime) -> A
     view, page = check(session, token, staff_id, now, lock=True)
     if view.outcome == "acknowledged" and page is not None:
         page.acknowledged_at, page.acknowledged_by = now, staff_id
-        return AckView(**{**view.__dict__, "acknowledged_at": now, "acknowledged_by": _username(session, staff_id)})
+        return replace(view, acknowledged_at=now, acknowledged_by=_username(session, staff_id))
     return view

@@ -334,3 +334,22 @@ def test_the_jobs_run_the_chain_under_its_lease(engine: Engine, settings: Settin
     line = jobs.escalate_once(settings, START)
     assert line == "on call: 1 paged, 0 escalated, 1 sent, 0 reached nobody, 0 with nobody left"
     assert jobs.escalate_once(settings, START + timedelta(minutes=10)).endswith("1 with nobody left")
+
+
+def test_a_refused_sms_is_recorded_without_the_number(
+    engine: Engine, settings: Settings, keyring: Keyring, fake_twilio: FakeTwilio, caplog: pytest.LogCaptureFixture
+) -> None:
+    beto = staff(engine, "beto")
+    shift(engine, beto)
+    contact(engine, settings, beto, phone=BETO_PHONE)
+    urgent(engine, keyring)
+    fake_twilio.answer = "invalid_to"
+    try:
+        counts = oncall.escalate_due(engine, settings, START)
+    finally:
+        fake_twilio.answer = "ok"
+    assert (counts.sent, counts.failed) == (0, 1)
+    with transaction(engine) as session:
+        error = session.scalar(select(OnCallPage.error))
+    assert error == "sms: Twilio answered 400 21211"
+    assert BETO_PHONE not in caplog.text and "50255501234" not in caplog.text and "sms: Twilio" in caplog.text
