@@ -40,6 +40,7 @@ from reports import notify
 from reports.config import Settings
 from reports.db import transaction
 from reports.models import Handoff, OnCallPage, OnCallShift, Report, StaffAccount, StaffContact
+from reports.response import acted
 
 log = logging.getLogger(__name__)
 CHANNELS = ("email", "telegram", "sms")
@@ -260,12 +261,13 @@ def handoff_subject(handoff: Handoff) -> Subject:
 
 
 def open_subjects(session: Session, now: datetime) -> list[Subject]:
-    """What needs someone: open urgent reports not yet looked at ("received") and waiting
-    hand-offs, from the last LOOKBACK (older ones predate the chain or have lapsed)."""
+    """What needs someone: open urgent reports nobody has acted on yet (reports/response.py)
+    and waiting hand-offs, from the last LOOKBACK (older ones predate the chain or lapsed)."""
     since = now - LOOKBACK
     reports = session.scalars(
         select(Report)
-        .where(Report.priority == "urgent", Report.status == "received", Report.created_at >= since)
+        .where(Report.priority == "urgent", Report.status != "closed", Report.created_at >= since)
+        .where(~acted())
         .order_by(Report.created_at)
     )
     handoffs = session.scalars(

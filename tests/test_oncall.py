@@ -22,7 +22,7 @@ from reports.config import Settings
 from reports.db import transaction
 from reports.handoffs import request_handoff, take
 from reports.keys import load_oncall_key
-from reports.models import OnCallPage, OnCallShift, StaffContact
+from reports.models import CaseAssignment, OnCallPage, OnCallShift, StaffContact
 from reports.service import FiledReport, ReportDraft, change_status, file_report
 from tests.conftest import TELEGRAM_TOKEN, Mailbox
 from tests.db_fixtures import Keyring, settings_for
@@ -276,15 +276,16 @@ def test_a_waiting_hand_off_pages_and_taking_it_ends_the_chain(
     assert oncall.escalate_due(engine, settings, START + timedelta(hours=1)) == oncall.EscalationCounts()
 
 
-def test_reports_looked_at_or_older_than_a_day_are_not_paged(
+def test_reports_acted_on_or_older_than_a_day_are_not_paged(
     engine: Engine, settings: Settings, keyring: Keyring
 ) -> None:
     sara = staff(engine, "sara", "supervisor")
     contact(engine, settings, sara, telegram=SARA_CHAT)
     urgent(engine, keyring, at=START - timedelta(hours=25))
-    seen = urgent(engine, keyring)
+    seen, assigned = urgent(engine, keyring), urgent(engine, keyring)
     with transaction(engine) as session:
         change_status(session, seen.report_id, "in_review", "sara", None, keyring.keys, START)
+        session.add(CaseAssignment(report_id=assigned.report_id, staff_id=sara, assigned_at=START))
     assert oncall.escalate_due(engine, settings, START) == oncall.EscalationCounts()
 
 
