@@ -17,7 +17,8 @@ import pytest
 from sqlalchemy import Engine, select
 
 from console import auth
-from reports import jobs, oncall
+from console.cases import QueueFilters, queue
+from reports import jobs, oncall, response
 from reports.config import Settings
 from reports.db import transaction
 from reports.handoffs import request_handoff, take
@@ -354,3 +355,21 @@ def test_a_refused_sms_is_recorded_without_the_number(
         error = session.scalar(select(OnCallPage.error))
     assert error == "sms: Twilio answered 400 21211"
     assert BETO_PHONE not in caplog.text and "50255501234" not in caplog.text and "sms: Twilio" in caplog.text
+
+
+def test_deadlines_overdue_first_and_first_actions_on_both_databases(engine: Engine, keyring: Keyring) -> None:
+    sara = staff(engine, "sara", "supervisor")
+    late = urgent(engine, keyring, at=START - timedelta(hours=2))  # 1 h to answer
+    noted = urgent(engine, keyring, at=START - timedelta(hours=3))
+    fresh = urgent(engine, keyring, at=START - timedelta(minutes=20))
+    with transaction(engine) as session:
+        session.add(CaseAssignment(report_id=noted.report_id, staff_id=sara, assigned_at=START - timedelta(hours=1)))
+    with transaction(engine) as session:
+        rows = queue(session, QueueFilters(), now=START)
+        assert [(r.id, r.overdue) for r in rows] == [
+            (late.report_id, True),
+            (noted.report_id, False),
+            (fresh.report_id, False),
+        ]
+        assert rows[0].due_at == START - timedelta(hours=1)
+        assert response.first_actions(session) == {noted.report_id: START - timedelta(hours=1)}
