@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
+import re
 import secrets
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
@@ -60,6 +61,9 @@ PREFIX = "/console"
 COOKIE_NAME = "hotline_console"
 MAX_BODY = 64 * 1024
 PENDING_LOGIN = timedelta(minutes=5)
+# The only page a login returns to (else home): an on-call alert's acknowledge link, opened
+# from a phone before signing in. Checked against this pattern, so no open redirect.
+RETURN_AFTER_LOGIN = re.compile(r"/guardia/confirmar/[A-Za-z0-9_-]{43}")
 AUDIT_PAGE = 200
 ROLE_NAMES = label_map("common", "roles", keys=ROLES)
 FAILED_LOGIN = label("auth", "failed_login")
@@ -213,9 +217,11 @@ class Console:
         uid = session.get("uid")
         if not isinstance(uid, int):
             session.clear()
+            self.remember_return(request)
             return self.to_login(request)
         if self.session_expired(session):
             session.clear()
+            self.remember_return(request)
             target = auth.AUDIT_TARGETS["account"].format(id=uid)
             await run_in_threadpool(auth.audit, self.engine, "session_expired", self.now(), target=target)
             return self.to_login(request, expired=True)
@@ -250,9 +256,25 @@ class Console:
 
     def start_session(self, request: Request, account_id: int, epoch: int) -> None:
         session = request.session
+        back = session.get("next")
         session.clear()
         now = self.now().timestamp()
         session.update(uid=account_id, epoch=epoch, started=now, seen=now, csrf=secrets.token_urlsafe(32))
+        if isinstance(back, str):
+            session["next"] = back
+
+    def remember_return(self, request: Request) -> None:
+        """Keep the acknowledge link someone opened signed out, to go there after login."""
+        path = request.url.path.removeprefix(base_path(request))
+        if request.method == "GET" and RETURN_AFTER_LOGIN.fullmatch(path):
+            request.session["next"] = path
+
+    def after_login(self, request: Request) -> RedirectResponse:
+        """303 to the remembered acknowledge link (checked again), else home."""
+        back = request.session.pop("next", None)
+        if isinstance(back, str) and RETURN_AFTER_LOGIN.fullmatch(back):
+            return RedirectResponse(base_path(request) + back, status_code=303)
+        return redirect_to(request, "home")
 
 
 def base_path(request: Request) -> str:
@@ -345,9 +367,12 @@ async def login_submit(request: Request) -> Response:
             auth.login_succeeded, console.engine, check.account_id, now, auth.LOGIN_DETAILS["development"]
         )
         console.start_session(request, check.account_id, epoch)
-        return redirect_to(request, "home")
+        return console.after_login(request)
     session = request.session
+    back = session.get("next")
     session.clear()
+    if isinstance(back, str):
+        session["next"] = back
     session.update(
         pending=check.account_id,
         pending_at=now.timestamp(),
@@ -411,7 +436,7 @@ async def totp_submit(request: Request) -> Response:
     detail = auth.LOGIN_DETAILS["enrolment" if enrol else "totp"]
     epoch = await run_in_threadpool(auth.login_succeeded, console.engine, account_id, now, detail)
     console.start_session(request, account_id, epoch)
-    return redirect_to(request, "home")
+    return console.after_login(request)
 
 
 @auth.requires("agent")
@@ -632,11 +657,12 @@ def create_console_app(
     settings: ConsoleSettings, engine: Engine | None = None, relay: Callable[[], Any] | None = None
 ) -> Starlette:
     """The console; `engine` defaults to one made from settings.database_url (migrated already)."""
-    from console import (  # they import this
+    from console import (  # they import this module
         cases,
         contact,
         facts_audit,
         handoff,
+        oncall,
         photos,
         referrals,
         services_page,
@@ -680,6 +706,7 @@ def create_console_app(
             *referrals.routes(),
             *handoff.routes(),
             *stats.routes(),
+            *oncall.routes(),
             *facts_audit.routes(),
             *services_page.routes(),
             Route("/health", health, name="health"),

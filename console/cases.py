@@ -9,10 +9,11 @@ Every action writes an AuditEntry naming who, what and the report id, never repo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from nacl.public import PrivateKey
-from sqlalchemy import case, select
+from sqlalchemy import ColumnElement, and_, case, not_, or_, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -24,18 +25,20 @@ from console import auth, directory, photos, referrals
 from console.app import ERRORS, Console, console_of, redirect_to
 from console.labels import console_labels, label, label_map
 from console.pages import FORM_TEXT_LIMIT, REPORT_ID, audit, in_transaction, not_found, path_value
-from reports import crypto, service
+from reports import crypto, response, service
 from reports.db import transaction
 from reports.keys import KeyringError, Keys
 from reports.models import (
     KINDS,
+    PRIORITIES,
     STATUSES,
     CaseAssignment,
     CaseNote,
     Report,
     StaffAccount,
+    utcnow,
 )
-from reports.triage import priority_label, reason_labels
+from reports.triage import priority_label, reason_labels, response_deadline, response_time
 
 MAX_NOTE_CHARS = service.MAX_TEXT_CHARS  # 4000, for notes, status notes and tipster messages
 QUEUE_LIMIT = 200
@@ -52,6 +55,7 @@ DONE = {  # ?hecho=<token> after an action -> what the page says
     "mensaje": _DONE["message"],
     **referrals.DONE,
 }
+QUEUE_LABELS = label_map("cases", "queue", keys=("order_hint", "due", "overdue"))
 TOO_LONG = label("cases", "too_long")
 EMPTY = label("cases", "empty")
 NO_KEY_TITLE = label("cases", "no_key_title")
@@ -119,12 +123,24 @@ class QueueRow:
     status: str
     reasons: list[str]
     assignee: str | None
+    due_at: datetime | None = None  # the response deadline (content/triage.yml response_hours)
+    overdue: bool = False  # past it with no staff action yet
 
 
-def queue(session: Session, filters: QueueFilters, limit: int = QUEUE_LIMIT) -> list[QueueRow]:
-    """Reports in the queue order: urgent first, then the oldest first."""
+def overdue(now: datetime) -> ColumnElement[bool]:
+    """SQL: open, past its priority's response deadline, and nobody has acted on it."""
+    late = or_(*(and_(Report.priority == p, Report.created_at < now - response_time(p)) for p in PRIORITIES))
+    return and_(Report.status != "closed", late, not_(response.acted()))
+
+
+def queue(
+    session: Session, filters: QueueFilters, limit: int = QUEUE_LIMIT, now: datetime | None = None
+) -> list[QueueRow]:
+    """Reports in the queue order: overdue first, then urgent, then the oldest first."""
+    now = now or utcnow()
+    late = overdue(now)
     query = (
-        select(Report, StaffAccount.username)
+        select(Report, StaffAccount.username, late)
         .outerjoin(CaseAssignment, CaseAssignment.report_id == Report.id)
         .outerjoin(StaffAccount, StaffAccount.id == CaseAssignment.staff_id)
     )
@@ -140,7 +156,9 @@ def queue(session: Session, filters: QueueFilters, limit: int = QUEUE_LIMIT) -> 
         query = query.where(CaseAssignment.report_id.is_(None))
     elif filters.assignee:
         query = query.where(CaseAssignment.staff_id == int(filters.assignee))
-    query = query.order_by(case((Report.priority == "urgent", 0), else_=1), Report.created_at, Report.id).limit(limit)
+    query = query.order_by(
+        case((late, 0), else_=1), case((Report.priority == "urgent", 0), else_=1), Report.created_at, Report.id
+    ).limit(limit)
     return [
         QueueRow(
             id=report.id,
@@ -151,8 +169,10 @@ def queue(session: Session, filters: QueueFilters, limit: int = QUEUE_LIMIT) -> 
             status=report.status,
             reasons=reason_labels(report.triage_reasons),
             assignee=username,
+            due_at=response_deadline(report.priority, report.created_at),
+            overdue=bool(is_late),
         )
-        for report, username in session.execute(query)
+        for report, username, is_late in session.execute(query)
     ]
 
 
@@ -167,7 +187,7 @@ async def queue_page(request: Request, account: StaffAccount) -> Response:
 
     def read() -> tuple[list[QueueRow], list[StaffAccount]]:
         with transaction(console.engine) as session:
-            return queue(session, filters), _staff(session)
+            return queue(session, filters, now=console.now()), _staff(session)
 
     rows, staff = await run_in_threadpool(read)
     error = BAD_FILTER.format(names=", ".join(wrong)) if wrong else None
@@ -191,6 +211,7 @@ def _labels() -> dict[str, Any]:
         "kinds": KINDS,
         "statuses": STATUSES,
         "priority_label": priority_label,
+        "queue_labels": QUEUE_LABELS,
     }
 
 

@@ -1,6 +1,8 @@
 """Statistics for supervisors: reports by country, kind, month and priority, the urgent
 share and the median time to first triage (filing to the first status change away from
-"received"), as tables and server-rendered SVG bar charts (no scripts).
+"received"), as tables and server-rendered SVG bar charts (no scripts); and response times:
+from an on-call alert to its acknowledgement and from filing to the first staff action
+(median and 90th percentile, in minutes).
 
 The CSV export holds aggregated counts only (dimension, value, count; months, never finer
 dates; never report text, ids or codes). Counts from 1 to 4 are written "<5"; a dimension's
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import statistics
 from collections import Counter
 from dataclasses import dataclass
@@ -29,7 +32,8 @@ from console.app import console_of
 from console.cases import KIND_NAMES
 from console.labels import console_labels
 from reports.db import transaction
-from reports.models import Report, StaffAccount, StatusChange
+from reports.models import OnCallPage, Report, StaffAccount, StatusChange
+from reports.response import first_actions
 from reports.triage import priority_label
 
 SMALL = 5  # counts from 1 to SMALL - 1 are suppressed in the export
@@ -101,6 +105,46 @@ def compute(engine: Engine) -> Stats:
         triaged=len(hours),
         median_triage_hours=statistics.median(hours) if hours else None,
     )
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Median and 90th percentile (nearest rank) of some durations, in minutes."""
+
+    count: int
+    median: float | None
+    p90: float | None
+
+
+def spread(minutes: list[float]) -> Spread:
+    if not minutes:
+        return Spread(0, None, None)
+    ranked = sorted(minutes)
+    return Spread(len(ranked), statistics.median(ranked), ranked[math.ceil(0.9 * len(ranked)) - 1])
+
+
+@dataclass(frozen=True)
+class ResponseTimes:
+    acknowledge: Spread  # first on-call page of a report or hand-off -> its first acknowledgement
+    first_action: Spread  # filing -> the report's first staff action
+
+
+def response_times(engine: Engine) -> ResponseTimes:
+    """Both spreads, from plain columns (page times, action times); nothing is unsealed."""
+    with transaction(engine) as session:
+        first_page: dict[str, datetime] = {}
+        first_ack: dict[str, datetime] = {}
+        for subject, created_at, acknowledged_at in session.execute(
+            select(OnCallPage.subject, OnCallPage.created_at, OnCallPage.acknowledged_at)
+        ):
+            first_page[subject] = min(created_at, first_page.get(subject, created_at))
+            if acknowledged_at is not None:
+                first_ack[subject] = min(acknowledged_at, first_ack.get(subject, acknowledged_at))
+        created = {rid: at for rid, at in session.execute(select(Report.id, Report.created_at))}
+        actions = first_actions(session)
+    ack = [(at - first_page[subject]).total_seconds() / 60 for subject, at in first_ack.items()]
+    acted = [(at - created[rid]).total_seconds() / 60 for rid, at in actions.items() if rid in created]
+    return ResponseTimes(spread(ack), spread([max(0.0, m) for m in acted]))
 
 
 def value_label(dimension: str, value: str) -> str:
@@ -176,8 +220,10 @@ def to_csv(rows: list[tuple[str, str, str]]) -> str:
 async def stats_page(request: Request, account: StaffAccount) -> Response:
     console = console_of(request)
     stats = await run_in_threadpool(compute, console.engine)
+    times = await run_in_threadpool(response_times, console.engine)
     context: dict[str, Any] = {
         "stats": stats,
+        "times": times,
         "charts": charts(stats),
         "labels": console_labels()["stats"],
         "public_url": console.settings.public_url,

@@ -38,6 +38,15 @@ class Settings:
     staff_telegram_token: str | None = field(default=None, repr=False)
     staff_telegram_chat: str | None = None
     telegram_api_url: str = "https://api.telegram.org"
+    # On call (reports/oncall.py): SMS to staff phones through Twilio's REST API, how long a
+    # page waits for its acknowledgement before escalating, how long its link works.
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    twilio_api_url: str = "https://api.twilio.com"
+    oncall_sms_from: str | None = None
+    oncall_ack_minutes: int = 10
+    oncall_link_hours: int = 24
+    oncall_key: str | None = field(default=None, repr=False)  # base64, else keys_dir/oncall.key
     # Keyring overrides (base64), for deployments that inject keys instead of files.
     reports_public_key: str | None = field(default=None, repr=False)
     reports_private_key: str | None = field(default=None, repr=False)
@@ -58,6 +67,10 @@ class Settings:
     @property
     def telegram_configured(self) -> bool:
         return bool(self.staff_telegram_token and self.staff_telegram_chat)
+
+    @property
+    def sms_configured(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token and self.oncall_sms_from)
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -129,6 +142,13 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         staff_telegram_token=_text(env, "HOTLINE_STAFF_TELEGRAM_TOKEN"),
         staff_telegram_chat=_text(env, "HOTLINE_STAFF_TELEGRAM_CHAT"),
         telegram_api_url=(_text(env, "HOTLINE_TELEGRAM_API_URL") or "https://api.telegram.org").rstrip("/"),
+        twilio_account_sid=_text(env, "TWILIO_ACCOUNT_SID"),
+        twilio_auth_token=_text(env, "TWILIO_AUTH_TOKEN"),
+        twilio_api_url=(_text(env, "HOTLINE_TWILIO_API_URL") or "https://api.twilio.com").rstrip("/"),
+        oncall_sms_from=_text(env, "HOTLINE_ONCALL_SMS_FROM"),
+        oncall_ack_minutes=_int(env, "HOTLINE_ONCALL_ACK_MINUTES", 10),
+        oncall_link_hours=_int(env, "HOTLINE_ONCALL_LINK_HOURS", 24),
+        oncall_key=_text(env, "HOTLINE_ONCALL_KEY"),
         reports_public_key=_text(env, "HOTLINE_REPORTS_PUBLIC_KEY"),
         reports_private_key=_text(env, "HOTLINE_REPORTS_PRIVATE_KEY"),
         code_salt=_text(env, "HOTLINE_CODE_SALT"),

@@ -3,8 +3,10 @@
 python -m reports.jobs purge [--dry-run]   retention: old closed reports, old lookup
                                            attempts, old conversations in Rasa's store
 python -m reports.jobs notify-pending      retry staff notifications that did not go out
-python -m reports.jobs run                 both, on their schedule (purge hourly, alerts
-                                           every 2 minutes), until SIGTERM
+python -m reports.jobs escalate            on call: page whoever is on call about new urgent
+                                           reports and hand-offs, escalate the unacknowledged
+python -m reports.jobs run                 all, on their schedule (purge hourly, alerts
+                                           every 2 minutes, on call every 30 s), until SIGTERM
 
 Each job runs under its lease (reports/leases.py): with several replicas (or a cron run
 beside the loop) one runs it, the others print that they skipped it.
@@ -26,7 +28,7 @@ from sqlalchemy import Column, Float, MetaData, String, Table, delete, func, ins
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from reports import handoffs
+from reports import handoffs, oncall
 from reports.config import Settings, load_settings
 from reports.db import make_engine, normalize_url, transaction
 from reports.leases import held
@@ -106,8 +108,10 @@ def run_purge(settings: Settings, now: datetime | None = None, dry_run: bool = F
 
 
 PURGE_JOB, NOTIFY_JOB = "jobs-purge", "jobs-notify-pending"  # their leases (reports/leases.py)
+ESCALATE_JOB = "jobs-oncall-escalate"
 PURGE_EVERY_SECONDS = 3600.0
 NOTIFY_EVERY_SECONDS = 120.0
+ESCALATE_EVERY_SECONDS = 30.0
 
 
 def purge_once(settings: Settings, dry_run: bool = False) -> str:
@@ -140,10 +144,33 @@ def notify_once(settings: Settings) -> str:
     return f"notifications: {sent.sent} sent, {sent.failed} failed"
 
 
-def run_forever(settings: Settings, stop: threading.Event, purge_every: float, notify_every: float) -> None:
-    """Purge now and every `purge_every` seconds, the alert outbox every `notify_every`,
-    each under its lease (every replica runs this; one at a time works), until `stop`."""
-    due = {"purge": 0.0, "notify": 0.0}
+def escalate_once(settings: Settings, now: datetime | None = None) -> str:
+    """One run of the on-call chain under its lease (a page must not go out twice)."""
+    engine = make_engine(settings.database_url)
+    try:
+        with held(engine, ESCALATE_JOB) as mine:
+            if not mine:
+                return "escalate: skipped, another runner holds the lease"
+            counts = oncall.escalate_due(engine, settings, now or utcnow())
+    finally:
+        engine.dispose()
+    return (
+        f"on call: {counts.paged} paged, {counts.escalated} escalated, {counts.sent} sent, "
+        f"{counts.failed} reached nobody, {counts.exhausted} with nobody left"
+    )
+
+
+def run_forever(
+    settings: Settings,
+    stop: threading.Event,
+    purge_every: float,
+    notify_every: float,
+    escalate_every: float = ESCALATE_EVERY_SECONDS,
+) -> None:
+    """Purge now and every `purge_every` seconds, the alert outbox every `notify_every`, the
+    on-call chain every `escalate_every`, each under its lease (every replica runs this; one
+    at a time works), until `stop`."""
+    due = {"purge": 0.0, "notify": 0.0, "escalate": 0.0}
     while not stop.is_set():
         now = time.monotonic()
         if now >= due["purge"]:
@@ -152,6 +179,9 @@ def run_forever(settings: Settings, stop: threading.Event, purge_every: float, n
         if now >= due["notify"] and not stop.is_set():
             print(_or_failure("notify-pending", lambda: notify_once(settings)), flush=True)
             due["notify"] = now + notify_every
+        if now >= due["escalate"] and not stop.is_set():
+            print(_or_failure("escalate", lambda: escalate_once(settings)), flush=True)
+            due["escalate"] = now + escalate_every
         stop.wait(max(0.0, min(due.values()) - time.monotonic()))
 
 
@@ -177,19 +207,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     purge = sub.add_parser("purge", help="delete what is past its retention period")
     purge.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
     sub.add_parser("notify-pending", help="send staff notifications that failed or never went out")
-    loop = sub.add_parser("run", help="purge hourly and the alert outbox every 2 min, until SIGTERM")
+    sub.add_parser("escalate", help="page whoever is on call; escalate unacknowledged alerts")
+    loop = sub.add_parser("run", help="purge hourly, the alert outbox every 2 min, on call every 30 s, until SIGTERM")
     loop.add_argument("--purge-every", type=float, default=PURGE_EVERY_SECONDS, help="seconds")
     loop.add_argument("--notify-every", type=float, default=NOTIFY_EVERY_SECONDS, help="seconds")
+    loop.add_argument("--escalate-every", type=float, default=ESCALATE_EVERY_SECONDS, help="seconds")
     args = parser.parse_args(argv)
     settings = load_settings()
     if args.command == "purge":
         print(purge_once(settings, dry_run=args.dry_run))
     elif args.command == "notify-pending":
         print(notify_once(settings))
+    elif args.command == "escalate":
+        print(escalate_once(settings))
     else:
         stop = stop_on_signals()
-        print("jobs: running (purge, notify-pending); SIGTERM stops", flush=True)
-        run_forever(settings, stop, args.purge_every, args.notify_every)
+        print("jobs: running (purge, notify-pending, escalate); SIGTERM stops", flush=True)
+        run_forever(settings, stop, args.purge_every, args.notify_every, args.escalate_every)
         print("jobs: stopped", flush=True)
     return 0
 

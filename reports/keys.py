@@ -50,6 +50,7 @@ EDGE_FILE = "edge.key"  # gateway -> action server: proof that a message's reply
 RELAY_FILE = "relay.key"  # console -> gateway: the internal relay (staff messages, pause/resume, history)
 RASA_TOKEN_FILE = "rasa.token"  # gateway -> Rasa: HTTP API token and the message webhook's secret
 ACTIONS_TOKEN_FILE = "actions.token"  # Rasa -> action server
+ONCALL_FILE = "oncall.key"  # console (writes) and jobs (send): staff contacts for on-call alerts
 CODE_SALT_BYTES = 16
 NEW_SUFFIX = ".new"  # a rotation's key pair before the database is re-sealed to it
 
@@ -138,6 +139,11 @@ def load_actions_token(settings: Settings) -> str:
     return token_text(_read(settings, ACTIONS_TOKEN_FILE, settings.actions_token, crypto.KEY_BYTES, 64))
 
 
+def load_oncall_key(settings: Settings) -> bytes:
+    """Console and jobs: the 32-byte SecretBox key of staff contacts for on-call alerts."""
+    return _read(settings, ONCALL_FILE, settings.oncall_key, crypto.KEY_BYTES, crypto.KEY_BYTES)
+
+
 def load_tracker_key(settings: Settings) -> bytes:
     """The 32-byte AES-GCM key of the Rasa tracker store's encryption."""
     return _read(settings, TRACKER_FILE, settings.tracker_key, crypto.KEY_BYTES, crypto.KEY_BYTES)
@@ -178,6 +184,7 @@ def init_keyring(directory: Path) -> list[str]:
         (RELAY_FILE, crypto.KEY_BYTES),
         (RASA_TOKEN_FILE, crypto.KEY_BYTES),
         (ACTIONS_TOKEN_FILE, crypto.KEY_BYTES),
+        (ONCALL_FILE, crypto.KEY_BYTES),
     )
     for name, size in secrets:
         if not (directory / name).exists():

@@ -525,3 +525,71 @@ class HandoffMessage(Base):
     # How a staff message went (channels/core.py SEND_PATHS): "direct" (SMS, Telegram),
     # "session" (WhatsApp window open), "template" or "held" (the text waits for the person).
     path: Mapped[str | None] = mapped_column(String(20))
+
+
+# -- On call (reports/oncall.py, console/oncall.py): who answers alerts when. A shift covers
+# some countries (empty: all). A staff member's contact for alerts (e-mail, Telegram chat id,
+# phone for SMS) is sealed with the on-call key (keys/oncall.key), which the console (to
+# write) and the jobs (to send) hold. A page is one alert to one person about one report or
+# hand-off, at one step of the escalation chain; its acknowledge link's token is kept only as
+# a SHA-256 hash.
+
+PAGE_SUBJECTS = ("report", "handoff")
+PAGE_LEVELS = ("on_call", "supervisor")
+
+
+class OnCallShift(Base):
+    """A staff member on call from `starts_at` to `ends_at` (UTC) for `countries` (all when empty)."""
+
+    __tablename__ = "on_call_shifts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    staff_id: Mapped[int] = mapped_column(Integer, ForeignKey("staff_accounts.id", ondelete="CASCADE"), index=True)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    countries: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class StaffContact(Base):
+    """Where a staff member gets alerts: one sealed JSON of e-mail, Telegram chat id and phone
+    (never stored or logged in clear); `channels` names the ones set, for pages to show."""
+
+    __tablename__ = "staff_contacts"
+
+    staff_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("staff_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    channels: Mapped[str] = mapped_column(String(40), default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class OnCallPage(Base):
+    """One alert to one person about a report or a hand-off at one step of the chain. `channels`
+    lists those it went out on; `error` is short and holds no address or secret."""
+
+    __tablename__ = "on_call_pages"
+    __table_args__ = (UniqueConstraint("subject", "step", "staff_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(50), index=True)  # "report:<uuid>" or "handoff:<id>"
+    report_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("reports.id", ondelete="CASCADE"), index=True, nullable=True
+    )
+    handoff_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("handoffs.id", ondelete="CASCADE"), index=True, nullable=True
+    )
+    step: Mapped[int] = mapped_column(Integer)
+    level: Mapped[str] = mapped_column(String(12))
+    staff_id: Mapped[int] = mapped_column(Integer, ForeignKey("staff_accounts.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    channels: Mapped[str] = mapped_column(String(40), default="")
+    error: Mapped[str | None] = mapped_column(String(300))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acknowledged_by: Mapped[int | None] = mapped_column(Integer, ForeignKey("staff_accounts.id"))
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)

@@ -106,7 +106,7 @@ def render_telegram(alert: Alert, settings: Settings) -> str:
 
 def _scrub(text: str, settings: Settings) -> str:
     """Defence in depth: no configured secret ever reaches a stored error."""
-    for secret in (settings.smtp_password, settings.staff_telegram_token):
+    for secret in (settings.smtp_password, settings.staff_telegram_token, settings.twilio_auth_token):
         if secret:
             text = text.replace(secret, "***")
     return text[:ERROR_CHARS]
@@ -114,11 +114,16 @@ def _scrub(text: str, settings: Settings) -> str:
 
 def send_email(alert: Alert, settings: Settings) -> None:
     """One message to every HOTLINE_SMTP_TO address."""
-    if not settings.email_configured or settings.smtp_host is None or settings.smtp_from is None:
+    if not settings.email_configured:
         raise NotifyError("e-mail is not configured")
     subject, body = render_email(alert, settings)
+    deliver_email(settings, settings.smtp_to, subject, body)
+
+
+def deliver_email(settings: Settings, recipients: tuple[str, ...], subject: str, body: str) -> None:
+    """One plain-text message to `recipients` over the configured SMTP server."""
     message = EmailMessage()
-    message["Subject"], message["From"], message["To"] = subject, settings.smtp_from, ", ".join(settings.smtp_to)
+    message["Subject"], message["From"], message["To"] = subject, settings.smtp_from, ", ".join(recipients)
     message.set_content(body)
     send_message(message, settings)
 
@@ -151,12 +156,19 @@ def _connect(host: str, settings: Settings, context: ssl.SSLContext) -> smtplib.
 
 def send_telegram(alert: Alert, settings: Settings) -> None:
     """sendMessage to the staff chat. https://core.telegram.org/bots/api#sendmessage"""
-    if not settings.telegram_configured:
+    if not settings.telegram_configured or settings.staff_telegram_chat is None:
         raise NotifyError("the Telegram staff chat is not configured")
+    post_telegram(settings, settings.staff_telegram_chat, render_telegram(alert, settings))
+
+
+def post_telegram(settings: Settings, chat: str, text: str) -> None:
+    """sendMessage with the staff bot to `chat` (the staff chat, or one person's)."""
+    if not settings.staff_telegram_token:
+        raise NotifyError("the staff Telegram bot is not configured")
     for name in ("httpx", "httpcore"):  # their INFO/DEBUG lines show the URL, which holds the token
         logging.getLogger(name).setLevel(logging.WARNING)
     url = f"{settings.telegram_api_url}/bot{settings.staff_telegram_token}/sendMessage"
-    payload = {"chat_id": settings.staff_telegram_chat, "text": render_telegram(alert, settings)}
+    payload = {"chat_id": chat, "text": text}
     try:
         response = httpx.post(url, json=payload, timeout=TIMEOUT_SECONDS)
     except httpx.HTTPError as error:

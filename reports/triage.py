@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -111,3 +112,13 @@ def reason_labels(reasons: tuple[str, ...] | list[str]) -> list[str]:
 def priority_label(priority: str) -> str:
     labels: dict[str, str] = rules()["priority_labels"]
     return labels.get(priority, priority)
+
+
+def response_time(priority: str) -> timedelta:
+    """How long staff have to act on a report of this priority (content/triage.yml)."""
+    hours: dict[str, float] = rules()["response_hours"]
+    return timedelta(hours=float(hours.get(priority, hours["normal"])))
+
+
+def response_deadline(priority: str, created_at: datetime) -> datetime:
+    return created_at + response_time(priority)

@@ -19,6 +19,7 @@ from scripts.stack import ROOT, Stack, running_stack
 
 PURGE_EVERY_SECONDS = 3600
 NOTIFY_EVERY_SECONDS = 120  # alerts the action server could not send right after filing
+ESCALATE_EVERY_SECONDS = 30  # on call: page and escalate (reports/oncall.py)
 JOB_POLL_SECONDS = 0.5  # how often a running job looks whether `make run` is stopping
 JOB_THREADS: list[threading.Thread] = []  # joined at the end: no job outlives `make run`
 
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         with running_stack(log_dir, **ports) as stack:
             schedule_purge(stack, stop)
             schedule_job(stack, stop, "notify-pending", NOTIFY_EVERY_SECONDS)
+            schedule_job(stack, stop, "escalate", ESCALATE_EVERY_SECONDS)
             print(f"==> Ready in {time.monotonic() - started:.0f} s")
             print(f"    Rasa server (HTTP API on)  {stack.rasa_url}   logs: {log_dir / 'rasa.log'}")
             print(f"    Action server              {stack.actions_url}   logs: {log_dir / 'actions.log'}")
@@ -100,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    Reports (sealed)           {stack.database_url}   keys: {stack.keys_dir}")
             print(f"    Retention purge            hourly, log: {log_dir / 'purge.log'}")
             print(f"    Staff alert outbox         every 2 min, log: {log_dir / 'notify-pending.log'}")
+            print(f"    On call (escalation)       every 30 s, log: {log_dir / 'escalate.log'}")
             print(f"    Channel gateway            {stack.gateway_url}   logs: {log_dir / 'gateway.log'}")
             print("      webhooks                 /webhooks/twilio/sms  /webhooks/twilio/whatsapp  /webhooks/telegram")
             print(f"    Phone simulator (browser)  {stack.gateway_url}/simulator")

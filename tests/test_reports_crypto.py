@@ -37,6 +37,7 @@ SECRET_FILES = (
     "relay.key",
     "rasa.token",
     "actions.token",
+    "oncall.key",
 )
 
 
