@@ -1,7 +1,8 @@
 """Corrections to the services directory with four-eyes approval.
 
 Any staff member proposes a change to one field of an entry on /console/servicios (a new
-phone, an address, a source, the day they called it). The proposal is checked as the
+phone, an address, a source, the day they called it), or a new entry (always 🟡, never
+called, with its source URLs). The proposal is checked as the
 directory's validator would check the corrected entry (hotline/services.py: phone form and
 calling code, http(s) URLs, a country the line serves, the field whitelist); a bad one is
 refused with a Spanish message naming what is wrong, and audited. A supervisor who did not
@@ -20,6 +21,7 @@ adds the approved corrections whose id the file lacks, in approval order, with t
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -46,12 +48,15 @@ from hotline.services import (
     CORRECTABLE,
     CORRECTIONS,
     KEEP,
+    NEW_ENTRY,
+    SERVES,
     SERVICES,
     Correction,
     ServicesError,
     apply_correction,
     check_phone,
     check_url,
+    new_entry,
     parse_service,
     parse_services,
     read_corrections,
@@ -149,6 +154,61 @@ def check_proposal(proposal: Proposal, entries: dict[str, dict[str, Any]], today
         raise CorrectionRefused(str(invalid["other"]).format(detail=error)) from error
 
 
+# Fields of the new-entry form (text inputs; "sources" one URL a line, "serves" checkboxes).
+ENTRY_TEXTS = (
+    "id",
+    "country",
+    "city",
+    "name",
+    "kind",
+    "summary",
+    "address",
+    "hours",
+    "phone",
+    "web",
+    "source_date",
+    "caveat",
+)
+
+
+def check_new_entry(fields: dict[str, Any], entries: dict[str, dict[str, Any]], today: date) -> dict[str, Any]:
+    """The raw data of a proposed new entry, or CorrectionRefused with the Spanish reason."""
+    invalid = words()["invalid"]
+    service_id = str(fields.get("id") or "")
+    if service_id in entries:
+        raise CorrectionRefused(str(invalid["exists"]).format(id=service_id))
+    country = str(fields.get("country") or "")
+    if country not in country_names():
+        raise CorrectionRefused(str(invalid["country"]).format(value=country, countries=", ".join(country_names())))
+    sources = [line.strip() for line in str(fields.get("sources") or "").splitlines() if line.strip()]
+    if not sources:
+        raise CorrectionRefused(str(invalid["sources"]))
+    if not fields.get("note"):
+        raise CorrectionRefused(str(invalid["note"]))
+    for text in (*(str(fields.get(k) or "") for k in ENTRY_TEXTS), *sources, str(fields.get("note"))):
+        if len(text) > MAX_VALUE:
+            raise CorrectionRefused(str(invalid["too_long"]).format(n=len(text), limit=MAX_VALUE))
+    _check_value("phone", str(fields.get("phone") or ""), country, today)
+    for url in [str(fields.get("web") or ""), *sources]:
+        _check_value("web", url, country, today)
+    raw: dict[str, Any] = {key: (str(fields.get(key) or "").strip() or None) for key in ENTRY_TEXTS}
+    raw.update(also=[], serves=list(fields.get("serves") or []), sources=sources)
+    try:
+        parse_service(new_entry(json.dumps(raw, ensure_ascii=False), service_id), set(country_names()))
+    except ServicesError as error:
+        raise CorrectionRefused(str(invalid["other"]).format(detail=error)) from error
+    return raw
+
+
+def entry_fields(request: Request) -> dict[str, Any]:
+    form = request.state.form
+    fields: dict[str, Any] = {key: form_text(request, key, 1000).strip() for key in ENTRY_TEXTS}
+    fields["sources"] = form_text(request, "sources", 4000)
+    fields["note"] = form_text(request, "note", 1000).strip()
+    fields["serves"] = [str(v) for v in form.getlist("serves") if isinstance(v, str) and v in SERVES]
+    return fields
+
+
 def proposal_of(request: Request) -> Proposal:
     return Proposal(
         service_id=form_text(request, "service", 200).strip(),
@@ -241,6 +301,52 @@ async def propose(request: Request, account: StaffAccount) -> Response:
     return redirect_to(request, "services", query={"hecho": "propuesta"}, fragment="correcciones")
 
 
+@auth.requires("agent")
+async def propose_entry(request: Request, account: StaffAccount) -> Response:
+    from console.services_page import page  # the page imports this module
+
+    console = console_of(request)
+    fields = entry_fields(request)
+    service_id = str(fields["id"])
+    try:
+        raw = check_new_entry(fields, raw_entries(), console.now().date())
+        problem = None
+    except CorrectionRefused as refused:
+        raw, problem = {}, str(refused)
+    if problem is not None:
+        reason = problem
+
+        def record_refusal(session: Session) -> None:
+            target = SERVICE_TARGET.format(id=service_id[:60])
+            audit(
+                session, console, "service_correction_invalid", account, target=target, detail=f"{NEW_ENTRY}: {reason}"
+            )
+
+        await in_transaction(console, record_refusal)
+        return await page(request, account, 400, error=problem, entry_form=fields)
+
+    def store(session: Session) -> None:
+        value = json.dumps(raw, ensure_ascii=False)
+        correction = ServiceCorrection(
+            service_id=service_id,
+            field=NEW_ENTRY,
+            value=value,
+            source="",
+            note=str(fields["note"]),
+            state="pending",
+            proposed_by=account.id,
+            proposed_at=console.now(),
+        )
+        session.add(correction)
+        session.flush()
+        target = TARGET.format(id=correction.id, service=service_id)
+        detail = DETAIL.format(field=NEW_ENTRY, value=raw["name"])
+        audit(session, console, "service_correction_proposed", account, target=target, detail=detail)
+
+    await in_transaction(console, store)
+    return redirect_to(request, "services", query={"hecho": "propuesta"}, fragment="correcciones")
+
+
 async def _decide(request: Request, account: StaffAccount, state: str) -> Response:
     console = console_of(request)
     raw_id = str(request.path_params.get("correction_id", ""))
@@ -293,6 +399,7 @@ async def reject(request: Request, account: StaffAccount) -> Response:
 def routes() -> list[Route]:
     return [
         Route("/servicios/correcciones", propose, methods=["POST"], name="service_correction_propose"),
+        Route("/servicios/nueva", propose_entry, methods=["POST"], name="service_entry_propose"),
         Route(
             "/servicios/correcciones/{correction_id}/aprobar",
             approve,

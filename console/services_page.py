@@ -44,6 +44,7 @@ async def page(
 ) -> Response:
     """The directory, the correction form (filled back after a refusal) and the corrections."""
     console = console_of(request)
+    context.setdefault("entry_form", {})
     services = await run_in_threadpool(load_services)
     corrections = await run_in_threadpool(listed, console.engine)
     return console.render(
@@ -62,6 +63,7 @@ async def page(
         corrections=corrections,
         can_decide=auth.has_role(account.role, "supervisor"),
         form=form or {},
+        country_options=country_names(),
         **context,
     )
 

@@ -17,6 +17,7 @@ validates the result, so a correction can never bring in what the file itself wo
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ CORRECTABLE = (
 )
 # Fields that cannot be emptied by a correction.
 KEEP = ("name", "country", "source", "verified_on")
+NEW_ENTRY = "entry"  # a correction that adds a whole entry (its value: the entry as JSON)
 KINDS = ("shelter", "reception", "legal", "health", "psychosocial", "family_links")
 SERVES = (
     "all",
@@ -280,7 +282,7 @@ class Correction:
             "id": self.id,
             "service": self.service_id,
             "field": self.field,
-            "value": self.value,
+            "value": json.loads(self.value) if self.field == NEW_ENTRY else self.value,
             "source": self.source,
             "approved_on": self.approved_on,
             "proposed_by": self.proposed_by,
@@ -306,6 +308,23 @@ def apply_correction(raw: dict[str, Any], field: str, value: str, source: str = 
     return changed
 
 
+def new_entry(value: str, service_id: str) -> dict[str, Any]:
+    """The raw data of a proposed new entry: always 🟡 and never called (staff confirm it
+    afterwards with a verified_on correction)."""
+    try:
+        raw = json.loads(value)
+    except ValueError as error:
+        raise ServicesError(f"{service_id}: the new entry is not JSON") from error
+    if not isinstance(raw, dict) or raw.get("id") != service_id:
+        raise ServicesError(f"{service_id}: the new entry must be a mapping with this id")
+    return {**raw, "confidence": "secondary", "mark": MARKS["secondary"], "verified_on": None}
+
+
+def _value_text(value: Any) -> str:
+    """A correction's value as stored: a new entry's mapping as JSON, anything else as text."""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else str(value or "")
+
+
 def read_corrections(path: Path = CORRECTIONS) -> list[Correction]:
     """The approved corrections of a corrections file ([] when it does not exist)."""
     if not path.exists():
@@ -320,7 +339,9 @@ def read_corrections(path: Path = CORRECTIONS) -> list[Correction]:
                 int(item["id"]),
                 str(item["service"]),
                 str(item["field"]),
-                str(item.get("value") or ""),
+                json.dumps(item["value"], ensure_ascii=False)
+                if isinstance(item.get("value"), dict)
+                else str(item.get("value") or ""),
                 str(item.get("source") or ""),
                 str(item["approved_on"]),
                 str(item.get("proposed_by") or ""),
@@ -339,6 +360,12 @@ def with_corrections(data: Any, corrections: list[Correction]) -> Any:
     entries = list(data["services"])
     index = {str(raw.get("id")): i for i, raw in enumerate(entries) if isinstance(raw, dict)}
     for correction in corrections:
+        if correction.field == NEW_ENTRY:
+            if correction.service_id in index:
+                raise ServicesError(f"correction {correction.id}: entry {correction.service_id!r} exists already")
+            index[correction.service_id] = len(entries)
+            entries.append(new_entry(correction.value, correction.service_id))
+            continue
         if correction.service_id not in index:
             raise ServicesError(f"correction {correction.id}: no entry {correction.service_id!r}")
         position = index[correction.service_id]

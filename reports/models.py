@@ -24,6 +24,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
     text,
@@ -420,8 +421,8 @@ class ServiceCorrection(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     service_id: Mapped[str] = mapped_column(String(100), index=True)
-    field: Mapped[str] = mapped_column(String(20))
-    value: Mapped[str] = mapped_column(String(500), default="")
+    field: Mapped[str] = mapped_column(String(20))  # a field of hotline.services.CORRECTABLE, or "entry"
+    value: Mapped[str] = mapped_column(Text, default="")  # a new entry: its fields as JSON
     source: Mapped[str] = mapped_column(String(500), default="")
     note: Mapped[str] = mapped_column(String(500), default="")
     state: Mapped[str] = mapped_column(String(10), default="pending", index=True)

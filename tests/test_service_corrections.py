@@ -253,3 +253,72 @@ def test_a_corrections_file_the_validator_refuses_stops_the_build(tmp_path: Path
 
 def test_the_committed_corrections_file_validates() -> None:
     assert build_module.check_services() == len(load_services())
+
+
+# -- a new entry ----------------------------------------------------------------------------
+
+NEW = {
+    "id": "mx.tapachula.casa_nueva",
+    "country": "MX",
+    "city": "Tapachula",
+    "name": "Casa Nueva de Prueba",
+    "kind": "shelter",
+    "summary": "",
+    "address": "colonia Centro, Tapachula",
+    "hours": "",
+    "phone": "962 123 4567",
+    "web": "",
+    "sources": "https://example.org/nota\nhttps://example.org/otra",
+    "source_date": "2026-11",
+    "caveat": "",
+    "note": "nota de prensa",
+}
+
+
+def propose_entry(client: httpx.Client, **fields: str) -> httpx.Response:
+    data: dict[str, object] = {**NEW, **fields, "serves": ["women", "children"]}
+    return client.post("/servicios/nueva", data={"csrf": csrf(client, "/servicios"), **data})
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"phone": "962-ABC"}, "El teléfono «962-ABC» no es válido"),
+        ({"sources": "example.org/nota"}, "no es una dirección web válida"),
+        ({"sources": ""}, "al menos una fuente"),
+        ({"web": "http://"}, "no es una dirección web válida"),
+        ({"id": SALTILLO}, "Ya existe la entrada"),
+        ({"country": "XX"}, "no es un país"),
+        ({"id": "gt.tapachula.casa"}, "id must start with the country code"),
+        ({"source_date": "ayer"}, "source_date"),
+    ],
+)
+def test_a_bad_new_entry_is_refused_with_a_clear_message_and_audited(
+    console: Console, fields: dict[str, str], says: str
+) -> None:
+    with signed_in(console, "ana", "agent") as client:
+        answer = propose_entry(client, **fields)
+    assert answer.status_code == 400
+    assert says in error_of(answer)
+    assert stored(console) == []
+    assert len(audit_rows(console, "service_correction_invalid")) == 1
+
+
+def test_a_new_entry_approved_by_another_person_reaches_the_directory_as_secondary(
+    console: Console, tmp_path: Path
+) -> None:
+    with signed_in(console, "ana", "agent") as ana:
+        assert propose_entry(ana).status_code == 303
+    (proposal,) = stored(console)
+    assert proposal.field == "entry" and proposal.service_id == NEW["id"]
+    with signed_in(console, "sara", "supervisor") as sara:
+        assert decide(sara, proposal.id).status_code == 303
+    out = tmp_path / "service_corrections.yml"
+    assert export_corrections(console.engine, out, datetime(2026, 12, 6, 9, tzinfo=UTC)).added == (proposal.id,)
+    (written,) = yaml.safe_load(out.read_text(encoding="utf-8"))["corrections"]
+    assert written["value"]["name"] == "Casa Nueva de Prueba"  # a mapping a reviewer reads
+    entry = load_services(corrections=out)[str(NEW["id"])]
+    assert (entry.mark, entry.confidence, entry.verified_on) == ("🟡", "secondary", None)
+    assert entry.phone == "962 123 4567" and entry.serves == ("women", "children")
+    assert entry.sources == ("https://example.org/nota", "https://example.org/otra")
+    assert build_module.main(["--check", "--service-corrections", str(out)]) == 0

@@ -24,7 +24,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("service_id", sa.String(100), nullable=False),
         sa.Column("field", sa.String(20), nullable=False),
-        sa.Column("value", sa.String(500), nullable=False),
+        sa.Column("value", sa.Text(), nullable=False),
         sa.Column("source", sa.String(500), nullable=False),
         sa.Column("note", sa.String(500), nullable=False),
         sa.Column("state", sa.String(10), nullable=False),
