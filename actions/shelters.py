@@ -60,12 +60,27 @@ def city_name(city: str) -> str:
 def place_names() -> dict[tuple[str, ...], tuple[str, ...]]:
     """Folded words of a name -> the directory cities it stands for."""
     names: dict[tuple[str, ...], set[str]] = {}
-    for service in load_services().values():
-        if service.city:
-            names.setdefault(tuple(folded_tokens(city_name(service.city))), set()).add(service.city)
+    not_alone = {tuple(folded_tokens(str(name))) for name in words().get("not_alone") or []}
+    for service in directory().values():
+        key = tuple(folded_tokens(city_name(service.city))) if service.city else ()
+        if service.city and key not in not_alone:
+            names.setdefault(key, set()).add(service.city)
     for alias, cities in (words().get("places") or {}).items():
         names.setdefault(tuple(folded_tokens(str(alias))), set()).update(str(c) for c in cities)
     return {key: tuple(sorted(cities)) for key, cities in names.items() if key}
+
+
+@lru_cache(maxsize=1)
+def directory() -> dict[str, Service]:
+    """The services directory with its exported corrections, read once per process (content
+    changes are deployed with a restart, like the model)."""
+    return load_services()
+
+
+@lru_cache(maxsize=1)
+def fallback_depth() -> int:
+    """Pages of the longest variant of utter_ask_shelter (its MAS pages)."""
+    return max(len(pages) for pages in load_topics()[FALLBACK].values())
 
 
 def edit_distance(a: str, b: str, limit: int) -> int:
@@ -89,20 +104,24 @@ def _typos_allowed(name: str) -> int:
 
 
 def find_cities(text: str) -> tuple[str, ...]:
-    """The directory cities a message names: an exact name first, else the closest typo;
-    the longest name wins ("ciudad de mexico" over "mexico")."""
+    """The directory cities a message names: every name written right ("reynosa o
+    matamoros"), else the closest typo (the longer name on a tie)."""
     tokens = folded_tokens(text)
+    exact: set[str] = set()
     best: tuple[int, int, tuple[str, ...]] | None = None  # (typos, -length, cities)
     for key, cities in place_names().items():
         joined = " ".join(key)
         allowed = _typos_allowed(joined.replace(" ", ""))
         for start in range(len(tokens) - len(key) + 1):
             window = " ".join(tokens[start : start + len(key)])
-            typos = 0 if window == joined else edit_distance(window, joined, allowed)
-            if typos <= allowed:
-                found = (typos, -len(joined), cities)
-                if best is None or found[:2] < best[:2]:
-                    best = found
+            if window == joined:
+                exact.update(cities)
+                continue
+            typos = edit_distance(window, joined, allowed)
+            if typos <= allowed and (best is None or (typos, -len(joined)) < best[:2]):
+                best = (typos, -len(joined), cities)
+    if exact:
+        return tuple(sorted(exact))
     return best[2] if best else ()
 
 
@@ -235,11 +254,6 @@ class Query:
             return None
 
 
-def fallback_depth() -> int:
-    """Pages of the longest variant of utter_ask_shelter (its MAS pages)."""
-    return max(len(pages) for pages in load_topics()[FALLBACK].values())
-
-
 class ActionAnswerShelter(Action):
     """The directory's entries for the person's place, or a question, or today's answer."""
 
@@ -252,7 +266,8 @@ class ActionAnswerShelter(Action):
             return self._more(dispatcher, tracker)
         text = str(tracker.latest_message.get("text") or "")
         country = tracker.get_slot("country")
-        query = Query(find_cities(text), None if find_cities(text) else country, find_groups(text))
+        cities = find_cities(text)
+        query = Query(cities, None if cities else country, find_groups(text))
         if not query.cities and not query.country:
             dispatcher.utter_message(text=str(words()["texts"]["ask_place"]))
             logger.info("shelter answer: place asked")
@@ -268,7 +283,7 @@ class ActionAnswerShelter(Action):
         return self._send(dispatcher, tracker, following)
 
     def _send(self, dispatcher: CollectingDispatcher, tracker: Tracker, query: Query) -> list[EventType]:
-        found = [] if query.fallback else pick(load_services(), query.cities, query.country, query.groups)
+        found = [] if query.fallback else pick(directory(), query.cities, query.country, query.groups)
         if not found:
             fallback = Query(query.cities, query.country, query.groups, query.page, True)
             if query.page >= fallback_depth():

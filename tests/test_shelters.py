@@ -76,7 +76,15 @@ def test_the_city_is_found_with_accents_case_and_typos_forgiven(text: str, city:
     assert city in find_cities(text)
 
 
-@pytest.mark.parametrize("text", ["donde hay un albergue", "estoy en roma", "albergue en mexico", "me llamo omar"])
+def test_every_city_written_right_counts_and_a_common_word_alone_does_not() -> None:
+    assert find_cities("albergue en reynosa o matamoros") == ("Matamoros", "Reynosa")
+    assert find_cities("casa del migrante nuestra señora de guadalupe en reynosa") == ("Reynosa",)
+    assert find_cities("albergue en guadalupe nuevo leon") == ("Guadalupe (zona metropolitana de Monterrey)",)
+
+
+@pytest.mark.parametrize(
+    "text", ["donde hay un albergue", "estoy en roma", "albergue en mexico", "me llamo omar", "la virgen de guadalupe"]
+)
 def test_no_city_is_invented(text: str) -> None:
     assert find_cities(text) == ()
 
