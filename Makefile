@@ -20,7 +20,7 @@ RASA_DOMAIN := build/domain
 CONTENT_FILES := $(shell find content -name '*.yml') domain.yml $(wildcard hotline/*.py)
 TRAIN_INPUTS := $(shell find nlu_data bot -name '*.yml') config.yml $(CONTENT_FILES) $(wildcard rasa_plugins/*.py)
 
-.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit confirmations bench bench-nlu bench-nlu-versions bench-latency bench-reports bench-gateway bench-memory bench-cluster bench-sms telegram-webhook console-admin clean postgres keys public-figures purge chromium docker-compose attack redis haproxy cluster loadtest
+.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit confirmations service-corrections bench bench-nlu bench-nlu-versions bench-latency bench-reports bench-gateway bench-memory bench-cluster bench-sms telegram-webhook console-admin clean postgres keys public-figures purge chromium docker-compose attack redis haproxy cluster loadtest
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -66,6 +66,10 @@ audit: $(APP_VENV)/.installed ## List facts that are not verified or whose check
 
 confirmations: $(APP_VENV)/.installed ## Write staff fact confirmations from the database into content/confirmations.yml
 	$(PY) -m console.facts_audit export --out content/confirmations.yml
+
+service-corrections: $(APP_VENV)/.installed ## Write approved services-directory corrections into content/service_corrections.yml, then check the content
+	$(PY) -m console.service_corrections export --out content/service_corrections.yml
+	$(PY) -m hotline.build --check
 	$(PY) -m hotline.build --check
 
 chromium: ## Install Debian's chromium for the browser tests when missing (apt)

@@ -36,7 +36,7 @@ from scripts.stack import (
 )
 
 RASA_PORT, ACTIONS_PORT, GATEWAY_PORT, CONSOLE_PORT = (free_port() for _ in range(4))  # from the OS
-RESPONSE_TURNS = ["que papeles llevo", "que es la trata", "donde hay un albergue", "puedo pedir asilo", "hola"]
+RESPONSE_TURNS = ["que papeles llevo", "que es la trata", "como viajar seguro al norte", "puedo pedir asilo", "hola"]
 JOB_ANSWERS = ["me ofrecen chamba en cancun es real?", "si", "no", "no", "no"]  # then "si" runs the action
 # What the issue measured on this machine kind (rasa 3.6.21, one process, in-memory tracker).
 BASELINE = {

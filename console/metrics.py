@@ -50,6 +50,12 @@ STAFF_ACTIONS = (
     "referral_submitted",
     "report_referred",  # before the four-eyes referrals (audit entries already written)
     "report_viewed",
+    "service_correction_approved",
+    "service_correction_invalid",
+    "service_correction_own_refused",
+    "service_correction_proposed",
+    "service_correction_rejected",
+    "service_corrections_exported",
     "session_expired",
     "status_changed",
     "tipster_contact_failed",

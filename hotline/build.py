@@ -5,6 +5,8 @@ plain responses (no action server round trip) and the Spanish text stays in cont
   python -m hotline.build --check  renders and checks everything, writes nothing
   python -m hotline.build --check --confirmations FILE   the same with another confirmations
                                    file (content/confirmations.yml otherwise), before committing it
+  python -m hotline.build --check --service-corrections FILE   the same with another services
+                                   corrections file (content/service_corrections.yml otherwise)
 
 Generated:
 - build/domain/domain.yml: a copy of domain.yml (Rasa merges the folder);
@@ -46,6 +48,7 @@ from hotline.content import (
 from hotline.countries import country_names
 from hotline.discreet import discreet_content, discreet_override, rephrase, sensitive_words_in
 from hotline.paths import BUILD, CONTENT, ROOT
+from hotline.services import CORRECTIONS, ServicesError, load_services
 from hotline.sms import sms_segments
 
 RASA_VERSION = "3.1"
@@ -311,13 +314,28 @@ def with_topic_marks(
     return responses
 
 
+def check_services(corrections: Path | None = None) -> int:
+    """The services directory with its approved corrections (the shelter answer reads it at
+    run time): a correction the validator refuses stops the build. Returns the entry count."""
+    try:
+        return len(load_services(corrections=corrections or CORRECTIONS))
+    except ServicesError as error:
+        raise ContentError(f"services directory: {error}") from error
+
+
 def build(
-    write: bool = True, confirmations: Path | None = None, today: date | None = None, budget: SmsBudget | None = None
+    write: bool = True,
+    confirmations: Path | None = None,
+    today: date | None = None,
+    budget: SmsBudget | None = None,
+    service_corrections: Path | None = None,
 ) -> dict[str, Any]:
     """Render and check everything. Confirmations come from content/confirmations.yml (or
     the given file): an unknown fact id or a date after `today` (UTC today) is an error.
-    Every page must keep its SMS budget (content/sms_budget.yml, or the given one)."""
+    Every page must keep its SMS budget (content/sms_budget.yml, or the given one).
+    The services directory must validate with its corrections (or the given file's)."""
     budget = load_sms_budget() if budget is None else budget
+    check_services(service_corrections)
     facts = load_facts(confirmations)
     check_confirmation_dates(facts, today or utc_today())
     rendered = render_all(facts, budget)
@@ -356,11 +374,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="check only, write nothing")
     parser.add_argument("--confirmations", type=Path, help="confirmations file (default content/confirmations.yml)")
+    parser.add_argument("--service-corrections", type=Path, help="default content/service_corrections.yml")
     args = parser.parse_args(argv)
     if args.confirmations and not args.check:
         parser.error("--confirmations only with --check: the assistant's content is content/confirmations.yml")
+    if args.service_corrections and not args.check:
+        parser.error("--service-corrections only with --check: the content is content/service_corrections.yml")
     try:
-        result = build(write=not args.check, confirmations=args.confirmations)
+        result = build(
+            write=not args.check, confirmations=args.confirmations, service_corrections=args.service_corrections
+        )
     except ContentError as error:
         print(f"content error: {error}", file=sys.stderr)
         return 1

@@ -8,10 +8,16 @@ written form (the number itself must be copied verbatim from a source: no check 
 that, the sources field lets staff see it). Any problem raises ServicesError naming the entry
 and field, so a bad edit fails `make audit` and the tests instead of reaching people.
 `python -m hotline.services` validates the file and prints the count.
+
+Staff corrections approved by a second person (console/service_corrections.py) reach the
+directory through content/service_corrections.yml (`make service-corrections`, reviewed like
+any content change): load_services applies them in order on top of services.yml and then
+validates the result, so a correction can never bring in what the file itself would refuse.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from dataclasses import dataclass
@@ -27,6 +33,24 @@ from hotline.paths import CONTENT
 from hotline.phone import calling_code_of
 
 SERVICES = CONTENT / "services.yml"
+CORRECTIONS = CONTENT / "service_corrections.yml"
+# Fields staff may correct ("source" adds a source URL to the entry's sources).
+CORRECTABLE = (
+    "name",
+    "country",
+    "city",
+    "address",
+    "hours",
+    "phone",
+    "web",
+    "summary",
+    "caveat",
+    "source",
+    "verified_on",
+)
+# Fields that cannot be emptied by a correction.
+KEEP = ("name", "country", "source", "verified_on")
+NEW_ENTRY = "entry"  # a correction that adds a whole entry (its value: the entry as JSON)
 KINDS = ("shelter", "reception", "legal", "health", "psychosocial", "family_links")
 SERVES = (
     "all",
@@ -240,9 +264,120 @@ def read_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_StrictLoader)
 
 
-def load_services(path: Path = SERVICES) -> dict[str, Service]:
-    """The validated directory from content/services.yml (or the given file)."""
-    return parse_services(read_yaml(path.read_text(encoding="utf-8")))
+@dataclass(frozen=True)
+class Correction:
+    """One approved change to one field of one entry (content/service_corrections.yml)."""
+
+    id: int  # the console's correction id: an export adds only ids the file lacks
+    service_id: str
+    field: str
+    value: str  # "" empties the field (not for KEEP)
+    source: str  # a URL the change comes from, added to the entry's sources; "" none
+    approved_on: str  # YYYY-MM-DD
+    proposed_by: str  # the proposer's role, never a name
+    approved_by: str  # the approver's role
+
+    def as_yaml(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "service": self.service_id,
+            "field": self.field,
+            "value": json.loads(self.value) if self.field == NEW_ENTRY else self.value,
+            "source": self.source,
+            "approved_on": self.approved_on,
+            "proposed_by": self.proposed_by,
+            "approved_by": self.approved_by,
+        }
+
+
+def apply_correction(raw: dict[str, Any], field: str, value: str, source: str = "") -> dict[str, Any]:
+    """The raw entry with one correction applied (checked afterwards by parse_service)."""
+    if field not in CORRECTABLE:
+        raise ServicesError(f"{raw.get('id')}: field {field!r} cannot be corrected (known: {', '.join(CORRECTABLE)})")
+    if not value.strip() and field in KEEP:
+        raise ServicesError(f"{raw.get('id')}: {field} cannot be emptied")
+    changed = dict(raw)
+    sources = list(changed.get("sources") or [])
+    if field == "source":
+        sources.append(value.strip())
+    else:
+        changed[field] = value.strip() or None
+    if source.strip() and source.strip() not in sources:
+        sources.append(source.strip())
+    changed["sources"] = sources
+    return changed
+
+
+def new_entry(value: str, service_id: str) -> dict[str, Any]:
+    """The raw data of a proposed new entry: always 🟡 and never called (staff confirm it
+    afterwards with a verified_on correction)."""
+    try:
+        raw = json.loads(value)
+    except ValueError as error:
+        raise ServicesError(f"{service_id}: the new entry is not JSON") from error
+    if not isinstance(raw, dict) or raw.get("id") != service_id:
+        raise ServicesError(f"{service_id}: the new entry must be a mapping with this id")
+    return {**raw, "confidence": "secondary", "mark": MARKS["secondary"], "verified_on": None}
+
+
+def _value_text(value: Any) -> str:
+    """A correction's value as stored: a new entry's mapping as JSON, anything else as text."""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else str(value or "")
+
+
+def read_corrections(path: Path = CORRECTIONS) -> list[Correction]:
+    """The approved corrections of a corrections file ([] when it does not exist)."""
+    if not path.exists():
+        return []
+    data = read_yaml(path.read_text(encoding="utf-8")) or {}
+    items = data.get("corrections") or []
+    if not isinstance(items, list):
+        raise ServicesError(f"{path.name}: 'corrections' must be a list")
+    try:
+        return [
+            Correction(
+                int(item["id"]),
+                str(item["service"]),
+                str(item["field"]),
+                json.dumps(item["value"], ensure_ascii=False)
+                if isinstance(item.get("value"), dict)
+                else str(item.get("value") or ""),
+                str(item.get("source") or ""),
+                str(item["approved_on"]),
+                str(item.get("proposed_by") or ""),
+                str(item.get("approved_by") or ""),
+            )
+            for item in items
+        ]
+    except (KeyError, TypeError, ValueError) as error:
+        raise ServicesError(f"{path.name}: a correction lacks {error}") from error
+
+
+def with_corrections(data: Any, corrections: list[Correction]) -> Any:
+    """The directory's raw data with the corrections applied in order."""
+    if not isinstance(data, dict) or not isinstance(data.get("services"), list):
+        return data
+    entries = list(data["services"])
+    index = {str(raw.get("id")): i for i, raw in enumerate(entries) if isinstance(raw, dict)}
+    for correction in corrections:
+        if correction.field == NEW_ENTRY:
+            if correction.service_id in index:
+                raise ServicesError(f"correction {correction.id}: entry {correction.service_id!r} exists already")
+            index[correction.service_id] = len(entries)
+            entries.append(new_entry(correction.value, correction.service_id))
+            continue
+        if correction.service_id not in index:
+            raise ServicesError(f"correction {correction.id}: no entry {correction.service_id!r}")
+        position = index[correction.service_id]
+        entries[position] = apply_correction(entries[position], correction.field, correction.value, correction.source)
+    return {**data, "services": entries}
+
+
+def load_services(path: Path = SERVICES, corrections: Path | None = CORRECTIONS) -> dict[str, Service]:
+    """The validated directory from content/services.yml (or the given file), with the
+    approved corrections of content/service_corrections.yml (or the given file; None: none)."""
+    data = read_yaml(path.read_text(encoding="utf-8"))
+    return parse_services(with_corrections(data, read_corrections(corrections) if corrections else []))
 
 
 def to_call(services: dict[str, Service] | None = None) -> list[Service]:
@@ -257,7 +392,7 @@ def to_call(services: dict[str, Service] | None = None) -> list[Service]:
 def main(argv: list[str] | None = None) -> int:
     path = Path(argv[0]) if argv else SERVICES
     try:
-        services = load_services(path)
+        services = load_services(path, corrections=None if argv else CORRECTIONS)
     except ServicesError as error:
         print(f"{path}: {error}", file=sys.stderr)
         return 1

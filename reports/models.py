@@ -24,6 +24,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
     text,
@@ -465,6 +466,30 @@ class FactConfirmation(Base):
     staff_id: Mapped[int] = mapped_column(Integer, ForeignKey("staff_accounts.id"))
     note: Mapped[str] = mapped_column(String(500), default="")
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+SERVICE_CORRECTION_STATES = ("pending", "approved", "rejected")
+
+
+class ServiceCorrection(Base):
+    """A staff member's proposed change to one field of a services directory entry
+    (console/service_corrections.py). It reaches content/service_corrections.yml only once a
+    supervisor other than the proposer approved it (four eyes), and then only through the
+    reviewed export (`make service-corrections`)."""
+
+    __tablename__ = "service_corrections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service_id: Mapped[str] = mapped_column(String(100), index=True)
+    field: Mapped[str] = mapped_column(String(20))  # a field of hotline.services.CORRECTABLE, or "entry"
+    value: Mapped[str] = mapped_column(Text, default="")  # a new entry: its fields as JSON
+    source: Mapped[str] = mapped_column(String(500), default="")
+    note: Mapped[str] = mapped_column(String(500), default="")
+    state: Mapped[str] = mapped_column(String(10), default="pending", index=True)
+    proposed_by: Mapped[int] = mapped_column(Integer, ForeignKey("staff_accounts.id"))
+    proposed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    decided_by: Mapped[int | None] = mapped_column(Integer, ForeignKey("staff_accounts.id"), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 # -- Live hand-off (console/handoff.py, channels/core.py): a conversation where the person

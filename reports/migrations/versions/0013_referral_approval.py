@@ -4,7 +4,7 @@ names, who decided, how and when it was sent, and the institution's answer. Rows
 this flow keep their meaning with state "recorded" (a referral noted, nothing sent).
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-06
 """
 

@@ -3,7 +3,7 @@ pseudonym), staff messages held until the person writes again (sealed with the g
 key), and how each staff message of a hand-off went (its path).
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0013
 Create Date: 2026-12-06
 """
 

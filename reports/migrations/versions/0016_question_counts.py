@@ -1,7 +1,7 @@
 """Answers given per topic, month and country (counts only, for the public figures).
 
 Revision ID: 0016
-Revises: 0011
+Revises: 0015
 Create Date: 2026-12-06
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016"
-down_revision: str | None = "0014"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
