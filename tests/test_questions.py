@@ -152,7 +152,7 @@ def test_a_question_through_the_gateway_is_counted_and_only_counted(client: http
     before, phone = shelter_answers(stack), new_phone()
     twiml_messages(twilio_post(client, stack, "sms", sms_form(phone, "estoy en guatemala")))
     said = twiml_messages(twilio_post(client, stack, "sms", sms_form(phone, "donde hay un albergue")))
-    assert "albergue" in " ".join(said).lower()
+    assert "dato por confirmar" in " ".join(said)  # a Guatemalan entry of the services directory
     wait_for(lambda: shelter_answers(stack) > before, timeout=60)  # added each background round (10 s)
     assert shelter_answers(stack) == before + 1
     engine = make_engine(stack.database_url)
