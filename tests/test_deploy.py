@@ -250,8 +250,8 @@ def test_the_console_alone_holds_the_private_key() -> None:
         ),
         pytest.param(
             "cluster.yml",
-            "    keys: [reports.pub, reports.key, code.salt, sender.key, relay.key, console.key]",
-            "    keys: [reports.pub, code.salt, sender.key, relay.key, console.key]",
+            "    keys: [reports.pub, reports.key, code.salt, sender.key, relay.key, console.key, oncall.key]",
+            "    keys: [reports.pub, code.salt, sender.key, relay.key, console.key, oncall.key]",
             "compose: console mounts",
             id="cluster-yml-changed-alone",
         ),
@@ -348,8 +348,8 @@ def test_the_console_alone_holds_the_private_key() -> None:
         ),
         pytest.param(
             "compose.yml",
-            "    networks: [staff, relay, data, metrics-console]",
-            "    networks: [staff, relay, data, metrics-console, metrics-gateway]",
+            "    networks: [staff, relay, data, mail-console, metrics-console]",
+            "    networks: [staff, relay, data, mail-console, metrics-console, metrics-gateway]",
             "compose: network metrics-gateway joins ['console'] with gateway",
             id="compose-console-on-the-gateway-metrics-network",
         ),
