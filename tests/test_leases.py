@@ -151,9 +151,10 @@ def test_the_jobs_loop_skips_a_held_lease_and_stops_on_sigterm(
         loop = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
         try:
             assert loop.stdout is not None
-            lines = [loop.stdout.readline().strip() for _ in range(3)]
+            lines = [loop.stdout.readline().strip() for _ in range(4)]
             assert lines[1] == "purge: skipped, another runner holds the lease"
             assert lines[2] == "notifications: 0 sent, 0 failed"
+            assert lines[3].startswith("on call: 0 paged")
             loop.send_signal(signal.SIGTERM)
             assert loop.wait(15) == 0
             assert loop.stdout.read().strip() == "jobs: stopped"

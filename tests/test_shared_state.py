@@ -196,7 +196,7 @@ def test_a_relay_call_accepted_by_one_gateway_is_refused_by_the_other(
         serve(make_gateway(postgres_url, keyring_dir, REDIS_URL, prefix)) as gateway_a,
         serve(make_gateway(postgres_url, keyring_dir, REDIS_URL, prefix)) as gateway_b,
     ):
-        assert post(gateway_a, call).json() == {"sent": True}
+        assert post(gateway_a, call).json() == {"sent": True, "path": "direct"}  # SMS: no reply window
         assert post(gateway_b, call).status_code == 403  # a replay, refused by the other gateway
         # The simulator page polls whichever gateway: the staff message sent through a is
         # waiting at b, under the one token both gateways share.
