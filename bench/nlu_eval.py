@@ -69,6 +69,17 @@ PIPELINES = {
 }
 
 
+# The held-out metrics every NLU table shows, as (label, key of the evaluation's result).
+METRIC_ROWS = (
+    ("macro-F1, contract intents", "macro_f1"),
+    ("macro-F1 incl. out_of_scope", "macro_f1_with_oos"),
+    ("accuracy", "accuracy"),
+    ("emergency recall", "emergency_recall"),
+    ("out-of-scope recall", "oos_recall"),
+    ("out-of-scope taken as emergency/report_case", "oos_as_alarm"),
+)
+
+
 def load_examples(path: Path) -> list[tuple[str, str, list[dict[str, Any]]]]:
     from rasa.shared.nlu.training_data.loading import load_data
 
@@ -184,14 +195,7 @@ def table(results: dict[str, Any]) -> str:
     lines.append("| training time (s) | " + " | ".join(f"{results[n]['train_seconds']:.0f}" for n in names) + " |")
     lines.append("| model size (MB) | " + " | ".join(f"{results[n]['model_mb']:.1f}" for n in names) + " |")
     sets = list(results[names[0]]["sets"])
-    rows = [
-        ("macro-F1, contract intents", "macro_f1"),
-        ("macro-F1 incl. out_of_scope", "macro_f1_with_oos"),
-        ("accuracy", "accuracy"),
-        ("emergency recall", "emergency_recall"),
-        ("out-of-scope recall", "oos_recall"),
-        ("out-of-scope taken as emergency/report_case", "oos_as_alarm"),
-    ]
+    rows = METRIC_ROWS
     for set_name in sets:
         n = results[names[0]]["sets"][set_name]["n"]
         for label, key in rows:
@@ -275,14 +279,7 @@ def versions_table(results: dict[str, Any]) -> str:
         seconds = results[n]["train_seconds"]
         trained = "model from an earlier run" if seconds is None else f"trained in {seconds:.0f} s"
         lines.append(f"- {n}: commit {results[n]['commit']}, {trained}")
-    rows = [
-        ("macro-F1, contract intents", "macro_f1"),
-        ("macro-F1 incl. out_of_scope", "macro_f1_with_oos"),
-        ("accuracy", "accuracy"),
-        ("emergency recall", "emergency_recall"),
-        ("out-of-scope recall", "oos_recall"),
-        ("out-of-scope taken as emergency/report_case", "oos_as_alarm"),
-    ]
+    rows = METRIC_ROWS
     for set_name, first in results[names[0]]["sets"].items():
         lines += ["", f"**{set_name}** ({first['n']} messages)", ""]
         lines.append("| | " + " | ".join(names) + " |")

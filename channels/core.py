@@ -354,7 +354,8 @@ class Gateway:
         pseudonym = self.pseudonym(inbound.channel, inbound.address)
         if inbound.message_id:
             await self._remember_message(pseudonym, inbound.message_id)
-        if self._window(inbound.channel) is not None:
+        windowed = self._window(inbound.channel) is not None  # WhatsApp: staff replies need its time
+        if windowed:
             await asyncio.to_thread(self.store.note_inbound, pseudonym, self.clock())
         text = words(inbound.text)
         if text in gateway_content()["opt_out_words"]:
@@ -367,7 +368,7 @@ class Gateway:
             logger.info("message from an opted-out sender not forwarded")
             metrics.HELD_BACK.labels(metrics.channel(inbound.channel), "opted_out").inc()
             return Outcome([], held_back=True)  # an emergency still gets the numbers (handle)
-        if self._window(inbound.channel) is not None and not inbound.erase_request:
+        if windowed and not inbound.erase_request:
             self._release_held(inbound, pseudonym)
         if not await call(self.shared, self.flood.allows, pseudonym):
             logger.info("flood guard held a message back")

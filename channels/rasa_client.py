@@ -46,21 +46,20 @@ class RasaAnswer:
     topics: tuple[TopicMark, ...] = ()
 
 
-def mode_switch(messages: list[dict[str, Any]]) -> bool | None:
-    """The discreet mode an answer switched to ({"custom": {"hotline": {"discreet": ...}}})."""
-    switch = None
-    for message in messages:
-        custom = message.get("custom")
-        hotline = custom.get("hotline") if isinstance(custom, dict) else None
-        if isinstance(hotline, dict) and isinstance(hotline.get("discreet"), bool):
-            switch = hotline["discreet"]
-    return switch
-
-
 def _hotline_custom(message: dict[str, Any]) -> dict[str, Any]:
     custom = message.get("custom")
     hotline = custom.get("hotline") if isinstance(custom, dict) else None
     return hotline if isinstance(hotline, dict) else {}
+
+
+def mode_switch(messages: list[dict[str, Any]]) -> bool | None:
+    """The discreet mode an answer switched to ({"custom": {"hotline": {"discreet": ...}}})."""
+    switch = None
+    for message in messages:
+        discreet = _hotline_custom(message).get("discreet")
+        if isinstance(discreet, bool):
+            switch = discreet
+    return switch
 
 
 def topic_marks(messages: list[dict[str, Any]]) -> tuple[TopicMark, ...]:

@@ -85,6 +85,23 @@ def sign_in(stack: Stack, engine: Engine) -> Iterator[Callable[..., Staff]]:
         staff.http.close()
 
 
+# A report filed over the channel by a tipster who lets staff write back (the last "si").
+CONSENTING_REPORT = (
+    "quiero denunciar",
+    "en una finca obligan a trabajar a varias personas sin pago",
+    "listo",
+    "guatemala",
+    "cerca de escuintla",
+    "esta semana",
+    "como 6",
+    "no",
+    "2",
+    "no",
+    "si",
+    "si",
+)
+
+
 def waiting_handoff(engine: Engine, conversation: str) -> Handoff:
     with transaction(engine) as session:
         found = session.scalar(select(Handoff).where(Handoff.conversation_id == conversation))
@@ -253,21 +270,7 @@ def test_contact_back_reaches_a_consenting_tipster_through_their_channel(
     client: httpx.Client, stack: Stack, engine: Engine, fake_twilio: FakeTwilio, sign_in: Callable[..., Staff]
 ) -> None:
     phone = new_phone()
-    steps = [
-        "quiero denunciar",
-        "en una finca obligan a trabajar a varias personas sin pago",
-        "listo",
-        "guatemala",
-        "cerca de escuintla",
-        "esta semana",
-        "como 6",
-        "no",
-        "2",
-        "no",
-        "si",
-        "si",
-    ]
-    for text in steps:
+    for text in CONSENTING_REPORT:
         twiml_messages(twilio_post(client, stack, "sms", sms_form(phone, text)))
     with transaction(engine) as session:
         report = session.scalars(select(Report).where(Report.contact_consent.is_(True))).all()[-1]

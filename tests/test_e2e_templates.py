@@ -26,7 +26,7 @@ from tests.browser import chromium, enrol_totp, new_page, shot
 from tests.fake_twilio import TEMPLATE_SID, FakeTwilio
 from tests.test_console_web import PASSWORD
 from tests.test_e2e_gateway import new_phone, pseudonym, twilio_post, twiml_messages, wait_for
-from tests.test_e2e_handoff import Staff, waiting_handoff
+from tests.test_e2e_handoff import CONSENTING_REPORT, Staff, waiting_handoff
 
 pytestmark = pytest.mark.rasa
 
@@ -126,20 +126,7 @@ def test_contact_back_after_24_hours_goes_as_the_template_and_waits_for_the_answ
     client: httpx.Client, stack: Stack, engine: Engine, strict: FakeTwilio, sign_in: Callable[[str], Staff]
 ) -> None:
     address = new_address()
-    for text in (
-        "quiero denunciar",
-        "en una finca obligan a trabajar a varias personas sin pago",
-        "listo",
-        "guatemala",
-        "cerca de escuintla",
-        "esta semana",
-        "como 6",
-        "no",
-        "2",
-        "no",
-        "si",
-        "si",
-    ):
+    for text in CONSENTING_REPORT:
         writes(client, stack, address, text)
     with transaction(engine) as session:
         report_id = session.scalars(
