@@ -126,9 +126,17 @@ class Team:
 
 
 def assert_clean(text: str, filed: FiledReport) -> None:
-    """An alert: the link, and nothing of the report."""
+    """An alert: the link, and nothing of the report. The link's random token is taken out
+    first: by chance it may hold "GT" (it did once in CI)."""
+    text = LINK.sub("<enlace>", text)
     for secret in (WHAT, "Bar Luna", filed.code, filed.report_id, "GT", "Guatemala", "niñas"):
         assert secret not in text
+
+
+def mail_headers(raw: str) -> str:
+    """Every header of a received message, decoded, except its random Message-ID."""
+    message = email.message_from_string(raw, policy=email.policy.default)
+    return "\n".join(f"{name}: {value}" for name, value in message.items() if name.lower() != "message-id")
 
 
 def test_the_chain_goes_to_the_next_on_call_then_to_every_supervisor(
@@ -151,7 +159,7 @@ def test_the_chain_goes_to_the_next_on_call_then_to_every_supervisor(
     assert (to, subject) == (ANA_MAIL, "Línea migrante: caso urgente")
     assert body.startswith("Caso urgente en la línea. Confirma: https://consola.example/console/guardia/confirmar/")
     assert LINK.search(body) and "Nadie confirm" not in body
-    assert_clean(raw + body, filed)
+    assert_clean(mail_headers(raw) + body, filed)
 
     assert oncall.escalate_due(engine, settings, START + timedelta(minutes=9)) == oncall.EscalationCounts()
     second = oncall.escalate_due(engine, settings, START + timedelta(minutes=10))
