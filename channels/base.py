@@ -5,6 +5,7 @@ duplicates, rate limits, Rasa. Only channel modules and the core ever see an add
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -14,6 +15,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def new_rasa_message_id() -> str:
+    """A random id for a message in Rasa's tracker: it links to nothing outside it."""
+    return secrets.token_hex(16)
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,10 @@ class InboundMessage:
     media: tuple[Media, ...] = ()
     message_id: str | None = None  # the channel's id of the person's message (Telegram: deletable on /borrar)
     erase_request: bool = False  # an explicit erase command (/borrar): the core erases without asking again
+    # Our id for the message in Rasa's tracker, kept with a message kept for later: sent
+    # again (`sent_before`), Rasa answers it from the tracker if a first try was taken.
+    rasa_message_id: str = field(default_factory=new_rasa_message_id, compare=False)
+    sent_before: bool = False
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ from channels.base import (
     OutsideWindow,
     Reply,
     SendError,
+    new_rasa_message_id,
 )
 from channels.config import GatewaySettings
 from channels.media import clean_photo, is_photo
@@ -195,6 +196,21 @@ def safe_text(text: str) -> str:
     """What Rasa may receive: never an intent command ("/restart" after any spaces, line
     breaks or zero-width characters: hotline.text.neutralise_command), no NUL bytes."""
     return neutralise_command(text.replace("\x00", ""))
+
+
+def kept_inbound(row: PendingRow, payload: dict[str, Any]) -> InboundMessage:
+    """A kept message, sent to Rasa again under the id of its first try (rows kept before
+    ids existed get a new one: Rasa cannot have taken them under it)."""
+    kept_id = payload.get("message_id")
+    message_id = kept_id if isinstance(kept_id, str) and kept_id else None
+    return InboundMessage(
+        row.channel,
+        payload["address"],
+        payload["text"],
+        delivery_id=f"p-{row.row_id}",
+        rasa_message_id=message_id or new_rasa_message_id(),
+        sent_before=message_id is not None,
+    )
 
 
 @dataclass
@@ -424,7 +440,14 @@ class Gateway:
     async def _post_to_rasa(self, pseudonym: str, inbound: InboundMessage, text: str) -> list[Reply]:
         started = time.monotonic()
         metadata = self.edge_metadata(pseudonym, inbound)
-        answer = await self.rasa.message(pseudonym, text, metadata, timeout=LATE_ANSWER_SECONDS)
+        answer = await self.rasa.message(
+            pseudonym,
+            text,
+            metadata,
+            timeout=LATE_ANSWER_SECONDS,
+            message_id=inbound.rasa_message_id,
+            retry=inbound.sent_before,
+        )
         logger.info("answered channel=%s ms=%.0f", inbound.channel, (time.monotonic() - started) * 1000)
         self.questions.add(answer.topics)
         if answer.discreet is not None:  # DISCRETO, NORMAL, or the conversation erased
@@ -697,7 +720,7 @@ class Gateway:
         """Ask Rasa and send its answer. KEPT_RECEIVED: Rasa has it but is slow (its answer
         goes out when it comes: never asked twice); KEPT_STILL_DOWN: kept for later."""
         payload = json.loads(self.box.decrypt(row.sealed))
-        inbound = InboundMessage(row.channel, payload["address"], payload["text"], delivery_id=f"p-{row.row_id}")
+        inbound = kept_inbound(row, payload)
         request = REQUEST_ID.set(secrets.token_hex(4))  # its log lines can be followed, as a webhook's
         try:
             try:
@@ -713,7 +736,8 @@ class Gateway:
             REQUEST_ID.reset(request)
 
     async def _keep_pending(self, pseudonym: str, inbound: InboundMessage) -> None:
-        sealed = self.box.encrypt(json.dumps({"address": inbound.address, "text": inbound.text}).encode())
+        kept = {"address": inbound.address, "text": inbound.text, "message_id": inbound.rasa_message_id}
+        sealed = self.box.encrypt(json.dumps(kept).encode())
         await asyncio.to_thread(self.store.keep_pending, pseudonym, inbound.channel, bytes(sealed))
         logger.info("message kept until the assistant is back")
 

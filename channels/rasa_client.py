@@ -163,10 +163,20 @@ class RasaClient:
         raise RasaUnavailable
 
     async def message(
-        self, pseudonym: str, text: str, metadata: dict[str, str], timeout: float | None = None
+        self,
+        pseudonym: str,
+        text: str,
+        metadata: dict[str, str],
+        timeout: float | None = None,
+        message_id: str | None = None,
+        retry: bool = False,
     ) -> RasaAnswer:
-        """One message through the gateway channel; Rasa's answers as replies."""
-        body = {"sender": pseudonym, "message": text, "metadata": metadata}
+        """One message through the gateway channel; Rasa's answers as replies. A message
+        sent again (`retry`, same `message_id`) is answered from the tracker when a first
+        try reached Rasa before its connection dropped (rasa_plugins/gateway_channel.py)."""
+        body: dict[str, Any] = {"sender": pseudonym, "message": text, "metadata": metadata}
+        if message_id:
+            body.update(message_id=message_id, retry=retry)
         response = await self.call("POST", pseudonym, MESSAGE_PATH, json=body, timeout=timeout or self.timeout_seconds)
         try:
             messages = response.json()
