@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 import socket
 from collections.abc import Iterator
 from datetime import timedelta
@@ -17,8 +18,9 @@ from nacl.secret import SecretBox
 from sqlalchemy import Engine, func, select
 
 from channels.base import InboundMessage, Media
-from channels.core import FloodGuard, Gateway, emergency_page, gateway_text, safe_text
+from channels.core import FloodGuard, Gateway, emergency_page, gateway_text, kept_inbound, safe_text
 from channels.rasa_client import replies_from_rasa
+from channels.state import PendingRow
 from hotline.content import load_facts
 from reports.db import transaction
 from tests.db_fixtures import settings_for
@@ -61,13 +63,25 @@ def test_rasa_down_gives_emergency_numbers_at_once_and_keeps_the_message(gateway
 def test_a_kept_message_is_sealed_with_the_gateway_key(gateway: Gateway, engine: Engine) -> None:
     from reports.models import PendingMessage
 
-    handle(gateway, sms("me quitaron el pasaporte en la finca", "SM2"))
+    inbound = sms("me quitaron el pasaporte en la finca", "SM2")
+    handle(gateway, inbound)
     with engine.connect() as connection:
         sealed = connection.execute(select(PendingMessage.sealed)).scalar_one()
         pseudonym = str(connection.execute(select(PendingMessage.pseudonym)).scalar_one())
     assert b"pasaporte" not in sealed and PHONE.encode() not in sealed and PHONE[1:] not in pseudonym
     opened = json.loads(SecretBox(gateway.gateway_key).decrypt(sealed))
-    assert opened == {"address": PHONE, "text": "me quitaron el pasaporte en la finca"}
+    # the id it went to Rasa under: sent again under it, Rasa cannot take it twice (test_e2e_resend.py)
+    assert opened == {"address": PHONE, "text": inbound.text, "message_id": inbound.rasa_message_id}
+    assert re.fullmatch(r"[0-9a-f]{32}", inbound.rasa_message_id)
+
+
+def test_a_kept_message_goes_again_under_its_first_id_and_an_older_one_as_new() -> None:
+    row = PendingRow(7, "p" * 32, "sms", b"")
+    again = kept_inbound(row, {"address": PHONE, "text": "hola", "message_id": "a" * 32})
+    assert (again.rasa_message_id, again.sent_before, again.delivery_id) == ("a" * 32, True, "p-7")
+    older = kept_inbound(row, {"address": PHONE, "text": "hola"})  # kept before messages had ids
+    assert older.sent_before is False and re.fullmatch(r"[0-9a-f]{32}", older.rasa_message_id)
+    assert older.rasa_message_id != kept_inbound(row, {"address": PHONE, "text": "hola"}).rasa_message_id
 
 
 def test_the_same_delivery_twice_is_processed_once(gateway: Gateway, engine: Engine) -> None:
