@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -273,6 +273,22 @@ def rotate_keys(settings: Settings, now: datetime | None = None) -> Rotation:
 # -- command line ------------------------------------------------------------------------
 
 
+def as_bytes(secret: bytes | str) -> bytes:
+    return secret.encode("ascii") if isinstance(secret, str) else secret
+
+
+# Each process holds only some of these (deploy/README.md): "missing" may be right for it.
+SHOWN_SECRETS: tuple[tuple[str, Callable[[Settings], bytes | str]], ...] = (
+    ("tracker key", load_tracker_key),
+    ("gateway key", load_gateway_key),
+    ("edge key", load_edge_key),
+    ("relay key", load_relay_key),
+    ("on-call key", load_oncall_key),
+    ("rasa token", load_rasa_token),
+    ("actions token", load_actions_token),
+)
+
+
 def describe(settings: Settings) -> list[str]:
     """What `show` prints: fingerprints and presence, nothing that helps an attacker."""
     lines = [f"keyring: {settings.keys_dir}"]
@@ -288,10 +304,11 @@ def describe(settings: Settings) -> list[str]:
         lines.append(f"report private key not here ({error})")
     lines.append(f"code salt          {crypto.secret_fingerprint(keys.code_salt)}")
     lines.append(f"sender key         {crypto.secret_fingerprint(keys.sender_key)}")
-    try:
-        lines.append(f"tracker key        {crypto.secret_fingerprint(load_tracker_key(settings))}")
-    except KeyringError as error:
-        lines.append(f"tracker key        missing ({error})")
+    for label, load in SHOWN_SECRETS:
+        try:
+            lines.append(f"{label:<19}{crypto.secret_fingerprint(as_bytes(load(settings)))}")
+        except KeyringError as error:
+            lines.append(f"{label:<19}missing ({error})")
     old = sorted(settings.keys_dir.glob(f"{PRIVATE_FILE}.*.old"))
     lines.append(f"old private keys   {len(old)}")
     return lines

@@ -5,9 +5,12 @@ with the case code."""
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from nacl.public import PrivateKey
@@ -17,6 +20,7 @@ from hotline.paths import ROOT
 from reports import crypto, handoffs
 from reports.db import transaction
 from reports.keys import (
+    ONCALL_FILE,
     PRIVATE_FILE,
     PUBLIC_FILE,
     SEALED_COLUMNS,
@@ -170,3 +174,31 @@ def test_rotation_reseals_live_handoffs_so_staff_can_still_answer(
         assert crypto.open_contact(new_private, stored.reply_sealed) == ("sms", "+50255501234")
         bodies = session.scalars(select(HandoffMessage.sealed_body).order_by(HandoffMessage.id)).all()
     assert [crypto.unseal_text(new_private, body) for body in bodies] == ["necesito hablar con alguien", "Aquí estoy"]
+
+
+def keys_show(keys_dir: Path, database_url: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HOTLINE_DATABASE_URL": database_url}
+    env["HOTLINE_KEYS_DIR"] = str(keys_dir)
+    done = subprocess.run(
+        [sys.executable, "-m", "reports.keys", "show"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_show_names_every_secret_of_the_keyring_by_fingerprint_only(keyring: Keyring, tmp_path: Path) -> None:
+    shown = keys_show(keyring.directory, f"sqlite:///{tmp_path / 'r.db'}")
+    for label in ("tracker key", "gateway key", "edge key", "relay key", "on-call key", "rasa token", "actions token"):
+        assert re.search(rf"^{label} +[0-9a-f]{{8}}$", shown, re.MULTILINE), (label, shown)
+    for secret_file in keyring.directory.iterdir():
+        if secret_file.name != PUBLIC_FILE:
+            assert secret_file.read_text().strip() not in shown, secret_file.name
+
+    # A process's keyring holds only its own secrets (the gateway has no on-call key): said so.
+    gateway_only = tmp_path / "gateway-keys"
+    shutil.copytree(keyring.directory, gateway_only)
+    (gateway_only / ONCALL_FILE).unlink()
+    shown = keys_show(gateway_only, f"sqlite:///{tmp_path / 'r.db'}")
+    assert re.search(r"^on-call key +missing", shown, re.MULTILINE) and re.search(
+        r"^relay key +[0-9a-f]{8}$", shown, re.M
+    )
