@@ -20,6 +20,7 @@ from sqlalchemy import Engine, select
 from channels.config import load_gateway_settings
 from channels.core import build_gateway, emergency_page, gateway_text
 from console import auth, keys
+from console.labels import console_labels
 from hotline.sms import to_gsm7
 from reports.db import make_engine, transaction
 from reports.models import AuditEntry, Handoff, HandoffMessage, Report, StaffAccount, utcnow
@@ -148,6 +149,9 @@ def test_a_person_asks_for_a_human_is_taken_over_and_handed_back(
     taken = staff.post(f"/conversaciones/{handoff.id}/atender")
     assert taken.status_code == 303, taken.text
     assert tracker(client, stack, conversation)["paused"] is True
+    hints = console_labels()["handoff"]["write_hints"]
+    page = staff.http.get(f"/conversaciones/{handoff.id}")
+    assert hints["sms"] in page.text and hints["whatsapp"] not in page.text  # the hint is the channel's
     assert sent_to(fake_twilio, phone) == [to_gsm7(gateway_text("handoff_started"))]  # the person is told
 
     silent = twiml_messages(twilio_post(client, stack, "sms", sms_form(phone, "ya no tengo saldo casi")))
@@ -183,6 +187,7 @@ def test_a_person_asks_for_a_human_is_taken_over_and_handed_back(
     assert [a for a in audited(engine, "lucia") if a.startswith("handoff")] == [
         "handoff_viewed",
         "handoff_taken",
+        "handoff_viewed",  # the page again, with the box to write in
         "handoff_message",
         "handoff_returned",
     ]

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, func, select, update
 
 from channels.core import gateway_content, gateway_text
 from console import auth
+from console.labels import console_labels
 from reports.db import make_engine, transaction
 from reports.models import AuditEntry, HandoffMessage, HeldMessage, LastInbound, Report, utcnow
 from scripts.stack import Stack
@@ -119,6 +120,9 @@ def take_over(client: httpx.Client, stack: Stack, engine: Engine, staff: Staff, 
     handoff = waiting_handoff(engine, pseudonym(stack, "whatsapp", address))
     assert handoff.channel == "whatsapp"
     assert staff.post(f"/conversaciones/{handoff.id}/atender").status_code == 303
+    hints = console_labels()["handoff"]["write_hints"]
+    page = staff.http.get(f"/conversaciones/{handoff.id}").text
+    assert hints["whatsapp"] in page and hints["sms"] not in page  # the hint is the channel's
     return handoff.id
 
 
