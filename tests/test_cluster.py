@@ -120,6 +120,29 @@ def test_two_replicas_never_take_one_conversation_at_once(client: httpx.Client, 
     assert all(kinds[i + 1] == "bot" for i, kind in enumerate(kinds) if kind == "user"), kinds
 
 
+def test_a_message_sent_again_to_the_other_replica_is_answered_from_the_shared_tracker(
+    client: httpx.Client, cluster: Cluster
+) -> None:
+    """The first try reached one replica (its answer lost on the way back); the gateway
+    sends the message again under the same id, to the other one: that replica, under the
+    Redis lock, finds the turn in the shared tracker store and sends the same answer."""
+    sender = "again-" + secrets.token_hex(8)
+    body = {"sender": sender, "message": "que es la trata", "metadata": edge_signed(cluster, sender, {})}  # type: ignore[arg-type]
+    message_id = secrets.token_hex(16)
+    first_url, other_url = cluster.rasa_urls[0], cluster.rasa_urls[1]
+    first = client.post(
+        f"{first_url}/webhooks/gateway/webhook", params=cluster.rasa_params, json={**body, "message_id": message_id}
+    )
+    again = client.post(
+        f"{other_url}/webhooks/gateway/webhook",
+        params=cluster.rasa_params,
+        json={**body, "message_id": message_id, "retry": True},
+    )
+    assert first.status_code == again.status_code == 200
+    assert first.json() and again.json() == first.json()
+    assert user_texts(client, cluster, sender) == ["que es la trata"]
+
+
 def test_redis_holds_no_pseudonym(client: httpx.Client, cluster: Cluster) -> None:
     phone = new_phone()
     sender = pseudonym(cluster, "sms", phone)  # type: ignore[arg-type]
