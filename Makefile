@@ -20,7 +20,7 @@ RASA_DOMAIN := build/domain
 CONTENT_FILES := $(shell find content -name '*.yml') domain.yml $(wildcard hotline/*.py)
 TRAIN_INPUTS := $(shell find nlu_data bot -name '*.yml') config.yml $(CONTENT_FILES) $(wildcard rasa_plugins/*.py)
 
-.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit confirmations service-corrections bench bench-nlu bench-nlu-versions bench-latency bench-reports bench-gateway bench-memory bench-cluster bench-sms bench-operations telegram-webhook console-admin clean postgres keys public-figures purge chromium docker-compose attack redis haproxy cluster loadtest
+.PHONY: help setup run test lint typecheck unit rasa-validate rasa-test e2e content audit confirmations service-corrections bench bench-nlu bench-nlu-versions bench-latency bench-reports bench-gateway bench-memory bench-cluster bench-sms bench-operations bench-resend telegram-webhook console-admin clean postgres keys public-figures purge chromium docker-compose attack redis haproxy cluster loadtest
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -149,6 +149,9 @@ bench-reports: setup postgres ## Filing a report under 20 concurrent tipsters, S
 bench-operations: setup postgres ## Issue 13's periodic work: /cifras/ rendering, question-count flush, the on-call chain
 	$(PY) -m bench.operations
 
+bench-resend: setup $(MODEL) ## What sending a message to Rasa again costs, against a message without an id
+	$(PY) -m bench.resend
+
 bench-gateway: setup $(MODEL) ## The gateway's overhead against Rasa's REST webhook, 20 and 50 senders
 	$(PY) -m bench.gateway
 
@@ -161,7 +164,7 @@ bench-cluster: setup $(MODEL) postgres redis haproxy ## What each layer of the c
 bench-sms: setup ## SMS segments per answer page against main before issue 12 (one segment by default)
 	$(PY) -m bench.sms_pages
 
-bench: bench-nlu bench-latency bench-reports bench-gateway bench-memory bench-cluster bench-sms bench-operations ## All benchmarks (writes bench/RESULTS.md)
+bench: bench-nlu bench-latency bench-reports bench-gateway bench-memory bench-cluster bench-sms bench-operations bench-resend ## All benchmarks (writes bench/RESULTS.md)
 
 clean: ## Remove build output (keeps environments and models)
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache
