@@ -47,6 +47,13 @@ def chromium() -> Iterator[Browser]:
             browser.close()
 
 
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium per test module (a fixture for every browser test: tests/conftest.py)."""
+    with chromium() as launched:
+        yield launched
+
+
 @contextmanager
 def new_page(browser: Browser, dialogs: list[str], viewport: ViewportSize = LAPTOP) -> Iterator[Page]:
     """A page in a fresh browser context (no cookies). Every alert/confirm/prompt it opens is

@@ -18,6 +18,7 @@ from aiosmtpd.smtp import Envelope
 from channels.core import gateway_content
 from hotline.edge import sign_metadata
 from scripts.stack import MODEL, RASA, Stack, free_port, running_stack, sqlite_url
+from tests.browser import browser  # noqa: F401  (fixture)
 from tests.db_fixtures import database_url, engine, keyring, keys_dir  # noqa: F401  (fixtures)
 from tests.fake_telegram import FakeTelegram
 from tests.fake_twilio import ACCOUNT_SID as TWILIO_ACCOUNT_SID

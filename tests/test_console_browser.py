@@ -28,7 +28,6 @@ from tests.browser import (
     LAPTOP,
     PHONE,
     broken_words,
-    chromium,
     enrol_totp,
     expect_login_refused,
     fits_the_width,
@@ -50,12 +49,6 @@ from tests.test_e2e_gateway import new_phone, sms_form, twilio_post, twiml_messa
 from tests.test_e2e_handoff import sent_to
 
 MARKUP = "<script>alert(1)</script> <img src=x onerror=alert(2)>"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from reports.db import transaction
 from reports.keys import load_oncall_key
 from reports.models import OnCallPage, OnCallShift, StaffAccount, StaffContact
 from reports.service import change_status
-from tests.browser import chromium, login_with_totp, new_page, shot
+from tests.browser import login_with_totp, new_page, shot
 from tests.conftest import Mailbox
 from tests.db_fixtures import Keyring, settings_for
 from tests.test_console_cases import audit, file, queue_ids, signed_in, staff_id
@@ -246,12 +246,6 @@ def test_statistics_show_time_to_acknowledge_and_to_first_action(console: Consol
         page = client.get("/estadisticas").text
     assert re.search(r'id="time-acknowledge">mediana 13 min · p90 20 min \(2\)<', page)
     assert re.search(r'id="time-first_action">mediana 60 min · p90 90 min \(3\)<', page)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
 
 
 def test_a_shift_and_an_acknowledgement_in_chromium(

@@ -32,7 +32,7 @@ from reports.db import alembic_config, make_engine, transaction, upgrade
 from reports.models import Referral, Report, StaffAccount
 from reports.service import FiledReport, ReportDraft, file_report
 from tests.browser import PHONE as PHONE_SCREEN
-from tests.browser import chromium, fits_the_width, login_with_totp, new_page, open_report, report_fact, shot
+from tests.browser import fits_the_width, login_with_totp, new_page, open_report, report_fact, shot
 from tests.conftest import Mailbox
 from tests.db_fixtures import Keyring
 from tests.test_console_cases import audit, signed_in, staff_id
@@ -624,12 +624,6 @@ def test_referrals_from_before_the_approval_flow_stay_valid(tmp_path: Path, keyr
 
 
 # -- in the browser ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
 
 
 def sign_in(page: Page, console: Console, username: str, role: str) -> None:

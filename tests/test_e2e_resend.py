@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,6 +26,7 @@ from scripts.stack import Stack
 from tests.conftest import channel_credentials
 from tests.fake_telegram import FakeTelegram
 from tests.fake_twilio import FakeTwilio
+from tests.test_e2e_gateway import new_phone, wait_for
 
 pytestmark = pytest.mark.rasa
 
@@ -117,13 +116,6 @@ class DropAfterRasaAnswered:
             caller_writer.close()
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)  # polling an observable condition, with a deadline
-
-
 def test_an_answer_lost_on_the_way_back_is_sent_once_and_the_turn_taken_once(
     client: httpx.Client, stack: Stack, fake_twilio: FakeTwilio, fake_telegram: FakeTelegram
 ) -> None:
@@ -133,7 +125,7 @@ def test_an_answer_lost_on_the_way_back_is_sent_once_and_the_turn_taken_once(
     out once through Twilio's API (the fake), and the tracker holds the message once."""
     env = {**channel_credentials(fake_twilio, fake_telegram), "HOTLINE_DATABASE_URL": stack.database_url}
     env.update(HOTLINE_KEYS_DIR=str(stack.keys_dir))
-    phone = f"+5025{secrets.randbelow(10**7):07d}"
+    phone = new_phone()
     relay = DropAfterRasaAnswered(stack.rasa_url)
 
     async def scenario() -> tuple[list[str], str]:
@@ -157,6 +149,6 @@ def test_an_answer_lost_on_the_way_back_is_sent_once_and_the_turn_taken_once(
     def late() -> list[Any]:
         return [r for r in fake_twilio.requests[before:] if r.form.get("To") == [phone]]
 
-    wait_for(late)
+    wait_for(late, timeout=20.0)
     assert len(late()) == 1 and "trata" in late()[0].form["Body"][0].lower()
     assert user_texts(client, stack, sender) == [QUESTION]  # taken once, though sent twice

@@ -13,17 +13,11 @@ from sqlalchemy import select
 
 from reports.db import transaction
 from reports.models import AuditEntry, ServiceCorrection
-from tests.browser import chromium, login_with_totp, new_page
+from tests.browser import login_with_totp, new_page
 from tests.db_fixtures import Keyring
 from tests.test_console_web import PASSWORD, Console, run_console
 
 SALTILLO = "mx.saltillo.casa_migrante"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture
